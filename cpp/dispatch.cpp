@@ -1,0 +1,93 @@
+// Picks the SIMD build of the kernels at run time. A native build (the default for a local install)
+// has exactly one, compiled for the build machine; a portable build has a generic one and, on x86-64,
+// AVX2 and AVX-512 ones, of which the best the CPU supports runs. RNNKIT_ISA in the environment names
+// a lower one to use instead (for tests and comparisons).
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "rnnkit/kernel_table.hpp"
+
+namespace rnnkit {
+namespace {
+
+struct Build {
+  IsaInfo info;
+  const KernelTable& (*table)();
+};
+
+[[maybe_unused]] bool cpu_supports(const char* isa) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (std::strcmp(isa, "avx512") == 0) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("fma");
+  }
+  if (std::strcmp(isa, "avx2") == 0) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  (void)isa;
+#endif
+  return true;
+}
+
+const Build* builds(int& count) {
+  static const Build all[] = {
+#if defined(RNNKIT_NATIVE_BUILD)
+      {{"native", true}, kernel_table_native},
+#else
+#if defined(RNNKIT_HAVE_AVX512)
+      {{"avx512", cpu_supports("avx512")}, kernel_table_avx512},
+#endif
+#if defined(RNNKIT_HAVE_AVX2)
+      {{"avx2", cpu_supports("avx2")}, kernel_table_avx2},
+#endif
+      {{"generic", true}, kernel_table_generic},
+#endif
+  };
+  count = static_cast<int>(sizeof(all) / sizeof(all[0]));
+  return all;
+}
+
+const KernelTable& choose() {
+  int count = 0;
+  const Build* all = builds(count);
+  const char* wanted = std::getenv("RNNKIT_ISA");
+  if (wanted && *wanted) {
+    std::string names;
+    for (int i = 0; i < count; ++i) {
+      if (std::strcmp(all[i].info.name, wanted) == 0) {
+        if (!all[i].info.supported) {
+          throw std::runtime_error(std::string("RNNKIT_ISA=") + wanted + ": this CPU does not support it");
+        }
+        return all[i].table();
+      }
+      names += std::string(names.empty() ? "" : ", ") + all[i].info.name;
+    }
+    throw std::runtime_error(std::string("RNNKIT_ISA=") + wanted + ": not compiled into this build (it has: " +
+                             names + ")");
+  }
+  for (int i = 0; i < count; ++i) {
+    if (all[i].info.supported) return all[i].table();
+  }
+  return all[count - 1].table();
+}
+
+}  // namespace
+
+const KernelTable& kernels() {
+  static const KernelTable& chosen = choose();
+  return chosen;
+}
+
+std::vector<IsaInfo> compiled_isas() {
+  int count = 0;
+  const Build* all = builds(count);
+  std::vector<IsaInfo> infos;
+  for (int i = 0; i < count; ++i) infos.push_back(all[i].info);
+  return infos;
+}
+
+}  // namespace rnnkit

@@ -1,0 +1,62 @@
+// The kernels of one SIMD build as plain function pointers, so the bindings can call whichever build
+// suits the CPU. Signatures and shapes: simple_rnn.hpp, lstm.hpp, gru.hpp.
+#pragma once
+
+#include <vector>
+
+#include "problem.hpp"
+
+namespace rnnkit {
+
+template <class T>
+struct CellKernels {
+  void (*simple_rnn_forward)(const Problem&, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
+                             const T* h0, T* outputs, T* h_last, T* x_packed, T* states);
+  void (*simple_rnn_backward)(const Problem&, const T* kernel, const T* recurrent_kernel, const T* x_packed,
+                              const T* states, const T* d_outputs, const T* d_h, T* dx, T* dkernel,
+                              T* drecurrent_kernel, T* dbias, T* dh0);
+  void (*lstm_forward)(const Problem&, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
+                       const T* h0, const T* c0, T* outputs, T* h_last, T* c_last, T* x_packed, T* gates, T* states,
+                       T* cells, T* tanh_cells);
+  void (*lstm_backward)(const Problem&, const T* kernel, const T* recurrent_kernel, const T* x_packed,
+                        const T* gates, const T* states, const T* cells, const T* tanh_cells, const T* d_outputs,
+                        const T* d_h, const T* d_c, T* dx, T* dkernel, T* drecurrent_kernel, T* dbias, T* dh0,
+                        T* dc0);
+  void (*gru_forward)(const Problem&, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
+                      const T* h0, T* outputs, T* h_last, T* x_packed, T* gates, T* states);
+  void (*gru_backward)(const Problem&, const T* kernel, const T* recurrent_kernel, const T* x_packed, const T* gates,
+                       const T* states, const T* d_outputs, const T* d_h, T* dx, T* dkernel, T* drecurrent_kernel,
+                       T* dbias, T* dh0);
+};
+
+struct KernelTable {
+  const char* isa;
+  CellKernels<float> f32;
+  CellKernels<double> f64;
+
+  template <class T>
+  const CellKernels<T>& get() const {
+    if constexpr (sizeof(T) == sizeof(float)) {
+      return f32;
+    } else {
+      return f64;
+    }
+  }
+};
+
+// Defined once per SIMD build (kernels.cpp); only the builds compiled in exist.
+const KernelTable& kernel_table_native();
+const KernelTable& kernel_table_generic();
+const KernelTable& kernel_table_avx2();
+const KernelTable& kernel_table_avx512();
+
+// The build this process uses: the best the CPU supports, or RNNKIT_ISA from the environment.
+const KernelTable& kernels();
+// All builds compiled in, best first, and whether this CPU can run each.
+struct IsaInfo {
+  const char* name;
+  bool supported;
+};
+std::vector<IsaInfo> compiled_isas();
+
+}  // namespace rnnkit

@@ -1,0 +1,99 @@
+// The packed, time-major order the kernels keep their sequences in.
+//
+// The batch's rows are sorted by length, longest first (ties keep batch order), so at every step the
+// sequences still running are a prefix of the rows: step k covers rows 0 .. active[k]-1, stored at
+// packed rows offset[k] .. offset[k] + active[k] - 1. Padded steps take neither memory nor work.
+// Without lengths this is plain time-major order and every step covers the whole batch.
+//
+// Step k of row r is timestep time(k, r) of the caller's (batch, timesteps, ...) arrays: k when the
+// padding follows the tokens, k + timesteps - length[r] when it precedes them.
+//
+// States live in a (batch + packed rows, units) array: the initial states first (row r), then the
+// state after step k of row r at batch + offset[k] + r.
+#pragma once
+
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include "gemm.hpp"
+
+namespace rnnkit {
+namespace RNNKIT_ISA {
+
+class PackedLayout {
+ public:
+  explicit PackedLayout(const Problem& p)
+      : batch(p.batch), timesteps(p.timesteps), pre_padding(p.pre_padding), order(p.batch), length(p.batch) {
+    std::iota(order.begin(), order.end(), index_t(0));
+    if (p.lengths == nullptr) {
+      std::fill(length.begin(), length.end(), timesteps);
+    } else {
+      std::stable_sort(order.begin(), order.end(),
+                       [&](index_t a, index_t b) { return p.lengths[a] > p.lengths[b]; });
+      for (index_t r = 0; r < batch; ++r) length[r] = static_cast<index_t>(p.lengths[order[r]]);
+    }
+    const index_t steps = batch > 0 ? length[0] : 0;
+    active.assign(steps, 0);
+    offset.assign(steps + 1, 0);
+    for (index_t k = 0, r = batch; k < steps; ++k) {
+      while (r > 0 && length[r - 1] <= k) --r;
+      active[k] = r;
+      offset[k + 1] = offset[k] + r;
+    }
+  }
+
+  index_t steps() const { return static_cast<index_t>(active.size()); }
+  index_t rows() const { return offset.back(); }
+  index_t time(index_t k, index_t r) const { return pre_padding ? k + timesteps - length[r] : k; }
+  // Row of the state array holding row r's state after step k; k = -1 is the initial state.
+  index_t state_row(index_t k, index_t r) const { return k < 0 ? r : batch + offset[k] + r; }
+  index_t final_state_row(index_t r) const { return state_row(length[r] - 1, r); }
+
+  // Calls fn(k, r, packed_row) for the packed rows begin .. end-1, in order.
+  template <class Fn>
+  void for_each_packed_row(index_t begin, index_t end, const Fn& fn) const {
+    if (begin >= end) return;
+    index_t k = std::upper_bound(offset.begin(), offset.end(), begin) - offset.begin() - 1;
+    for (index_t p = begin; p < end; ++k) {
+      for (index_t r = p - offset[k]; r < active[k] && p < end; ++r, ++p) fn(k, r, p);
+    }
+  }
+
+  const index_t batch;
+  const index_t timesteps;
+  const bool pre_padding;
+  std::vector<index_t> order;   // row -> index in the caller's batch
+  std::vector<index_t> length;  // row -> real length
+  std::vector<index_t> active;  // step -> rows still running
+  std::vector<index_t> offset;  // step -> first packed row; offset[steps()] = rows()
+};
+
+// The step loop hands rows to threads in blocks of two register tiles, block q to part q % parts:
+// blocks are interleaved so that each part gets long and short sequences alike.
+template <class T>
+constexpr index_t kBlockRows = 2 * TileShape<T>::mr;
+
+template <class T>
+int step_loop_parts(const Problem& p) {
+  const index_t blocks = (p.batch + kBlockRows<T> - 1) / kBlockRows<T>;
+  return static_cast<int>(std::max<index_t>(1, std::min<index_t>(p.threads, blocks)));
+}
+
+// Calls fn(first, count) for each of part's blocks with rows still running at step k.
+template <class T, class Fn>
+void for_each_active_block(const PackedLayout& layout, index_t k, int part, int parts, const Fn& fn) {
+  const index_t running = layout.active[k];
+  for (index_t first = part * kBlockRows<T>; first < running; first += parts * kBlockRows<T>) {
+    fn(first, std::min(kBlockRows<T>, running - first));
+  }
+}
+
+// Splits n items into `parts` contiguous ranges of near-equal size.
+inline void even_share(index_t n, int part, int parts, index_t& begin, index_t& end) {
+  begin = n * part / parts;
+  end = n * (part + 1) / parts;
+}
+
+}  // namespace RNNKIT_ISA
+}  // namespace rnnkit

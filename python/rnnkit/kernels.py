@@ -1,0 +1,98 @@
+"""Forward and backward (BPTT) of SimpleRNN, LSTM and GRU over whole sequences, in C++.
+
+Weights use Keras' layout, so they move between Keras and rnnkit unchanged::
+
+    kernel            (features, G*units)   G = 1 SimpleRNN, 4 LSTM (gates i f c o), 3 GRU (z r h)
+    recurrent_kernel  (units, G*units)
+    bias              (G*units,); GRU (2, 3*units): input bias, recurrent bias (reset_after=True)
+
+``x`` is (batch, timesteps, features). The float type follows ``x``: float32 or float64, and every
+other float argument must have the same one (TypeError otherwise; nothing is cast silently).
+Strided, Fortran-ordered or byte-swapped arrays are accepted and copied. An empty batch, zero
+timesteps, zero features or zero units raise ValueError: a recurrent layer needs at least one step
+of one sequence. NaN and inf propagate through the arithmetic as they would in the reference.
+
+Variable-length sequences: ``lengths`` (batch,) gives each sequence's real length and ``padding``
+('pre' or 'post') where its padding sits. Padded steps cost nothing and behave like Keras' masked
+steps: the state carries over, an output repeats the previous output (zeros before the first real
+step), and no gradient flows through them.
+
+Each backward takes the forward's result and the loss gradient with respect to the outputs and/or
+the last states (None = zero), and returns one gradient per input, shaped like it. The kernels run
+with the GIL released, on ``rnnkit.get_num_threads()`` threads; results do not depend on that number.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from . import _core
+from .results import (
+    GRUForward,
+    GRUGradients,
+    LSTMForward,
+    LSTMGradients,
+    SimpleRNNForward,
+    SimpleRNNGradients,
+    check_forward_result,
+)
+
+__all__ = [
+    "simple_rnn_forward",
+    "simple_rnn_backward",
+    "lstm_forward",
+    "lstm_backward",
+    "gru_forward",
+    "gru_backward",
+]
+
+ArrayOrNone = Optional[np.ndarray]
+
+
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre") -> SimpleRNNForward:
+    """h_t = tanh(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias) for every step.
+
+    Returns ``.outputs`` (batch, timesteps, units) and ``.h`` (batch, units).
+    """
+    outputs, h, saved = _core.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, lengths, padding)
+    return SimpleRNNForward(outputs, h, saved)
+
+
+def simple_rnn_backward(fwd: SimpleRNNForward, d_outputs=None, d_h=None) -> SimpleRNNGradients:
+    """Gradients ``dx, dkernel, drecurrent_kernel, dbias, dh0`` from d(loss)/d(outputs) and d(loss)/d(h)."""
+    check_forward_result(fwd, SimpleRNNForward, "rnnkit.kernels.simple_rnn_forward", tuple)
+    return SimpleRNNGradients(*_core.simple_rnn_backward(fwd.saved, d_outputs, d_h))
+
+
+def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths=None, padding="pre") -> LSTMForward:
+    """Keras' LSTM: i, f, o = sigmoid, g = tanh of x_t @ kernel + h_{t-1} @ recurrent_kernel + bias;
+    c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
+
+    Returns ``.outputs`` (batch, timesteps, units), ``.h`` and ``.c`` (batch, units).
+    """
+    outputs, h, c, saved = _core.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, lengths, padding)
+    return LSTMForward(outputs, h, c, saved)
+
+
+def lstm_backward(fwd: LSTMForward, d_outputs=None, d_h=None, d_c=None) -> LSTMGradients:
+    """Gradients ``dx, dkernel, drecurrent_kernel, dbias, dh0, dc0``."""
+    check_forward_result(fwd, LSTMForward, "rnnkit.kernels.lstm_forward", tuple)
+    return LSTMGradients(*_core.lstm_backward(fwd.saved, d_outputs, d_h, d_c))
+
+
+def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre") -> GRUForward:
+    """Keras' GRU with reset_after=True: z, r = sigmoid(x W + b_in + h U + b_rec),
+    hh = tanh(x W_h + b_in_h + r (h U_h + b_rec_h)), h_t = z h_{t-1} + (1 - z) hh.
+
+    Returns ``.outputs`` (batch, timesteps, units) and ``.h`` (batch, units).
+    """
+    outputs, h, saved = _core.gru_forward(x, kernel, recurrent_kernel, bias, h0, lengths, padding)
+    return GRUForward(outputs, h, saved)
+
+
+def gru_backward(fwd: GRUForward, d_outputs=None, d_h=None) -> GRUGradients:
+    """Gradients ``dx, dkernel, drecurrent_kernel, dbias, dh0``."""
+    check_forward_result(fwd, GRUForward, "rnnkit.kernels.gru_forward", tuple)
+    return GRUGradients(*_core.gru_backward(fwd.saved, d_outputs, d_h))

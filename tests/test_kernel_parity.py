@@ -1,0 +1,118 @@
+"""Every activation and gradient of the C++ kernels against the NumPy reference."""
+
+import numpy as np
+import pytest
+
+from rnnkit import kernels, reference
+
+from cells import CELLS, assert_close, backward, forward, gradient_names, loss_gradients, make_problem, state_names
+
+# (batch, timesteps, features, units): ones everywhere, units that are not a multiple of any SIMD
+# width, one feature, and one long sequence.
+SHAPES = [
+    (1, 1, 1, 1),
+    (1, 6, 3, 7),
+    (4, 1, 5, 33),
+    (3, 9, 1, 7),
+    (5, 8, 4, 33),
+    (37, 5, 6, 16),
+    (2, 1000, 3, 7),
+]
+TOLERANCE = {np.float64: 1e-10, np.float32: 1e-4}
+
+
+def check_against_reference(cell, shape, dtype, initial_state, source):
+    p = make_problem(cell, *shape, dtype=dtype, initial_state=initial_state)
+    # The reference runs in float64 from the same (possibly float32) numbers: the ground truth.
+    p64 = {k: v.astype(np.float64) for k, v in p.items()}
+    fwd = forward(kernels, cell, p)
+    ref = forward(reference, cell, p64)
+    rtol = TOLERANCE[dtype]
+    assert fwd.outputs.dtype == dtype
+    assert_close(fwd.outputs, ref.outputs, rtol, "outputs")
+    for name in state_names(cell):
+        assert_close(getattr(fwd, name), getattr(ref, name), rtol, name)
+
+    d_outputs, d_h, d_c = loss_gradients(cell, fwd, source)
+    grads = backward(kernels, cell, fwd, d_outputs, d_h, d_c)
+    up = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
+    ref_grads = backward(reference, cell, ref, up(d_outputs), up(d_h), up(d_c))
+    for name in gradient_names(cell):
+        got, want = getattr(grads, name), getattr(ref_grads, name)
+        assert got.dtype == dtype, name
+        assert_close(got, want, rtol, name)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("cell", CELLS)
+def test_forward_and_gradients_match_reference(cell, shape, dtype):
+    check_against_reference(cell, shape, dtype, initial_state=False, source="both")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("source", ["outputs", "state", "both"])
+@pytest.mark.parametrize("initial_state", [False, True], ids=["zero_state", "given_state"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_gradients_from_each_source_with_and_without_initial_state(cell, initial_state, source, dtype):
+    check_against_reference(cell, (3, 11, 4, 7), dtype, initial_state, source)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_no_loss_gradient_gives_zero_gradients(cell):
+    p = make_problem(cell, 2, 4, 3, 5)
+    grads = backward(kernels, cell, forward(kernels, cell, p))
+    for name in gradient_names(cell):
+        assert not np.any(getattr(grads, name)), name
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_backward_can_run_twice_on_one_forward(cell):
+    p = make_problem(cell, 3, 6, 4, 5, initial_state=True)
+    fwd = forward(kernels, cell, p)
+    d = loss_gradients(cell, fwd, "both")
+    first = backward(kernels, cell, fwd, *d)
+    second = backward(kernels, cell, fwd, *d)
+    for name in gradient_names(cell):
+        np.testing.assert_array_equal(getattr(first, name), getattr(second, name), err_msg=name)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_updating_weights_in_place_after_forward_does_not_change_backward(cell):
+    p = make_problem(cell, 3, 6, 4, 5)
+    fwd = forward(kernels, cell, p)
+    d = loss_gradients(cell, fwd, "both")
+    expected = backward(kernels, cell, fwd, *d)
+    p["kernel"] *= 2  # an optimizer step on the caller's arrays
+    p["recurrent_kernel"] += 1
+    again = backward(kernels, cell, fwd, *d)
+    for name in gradient_names(cell):
+        np.testing.assert_array_equal(getattr(again, name), getattr(expected, name), err_msg=name)
+
+
+def test_keras_lstm_gate_order_is_i_f_c_o():
+    """With only the forget gate's bias large, the cell keeps c0 exactly: f sits in the second block."""
+    units = 3
+    p = make_problem("lstm", 2, 4, 3, units, initial_state=True)
+    p["kernel"][:] = 0
+    p["recurrent_kernel"][:] = 0
+    p["bias"][:] = -50.0  # i = f = o = 0 (sigmoid(-50) ~ 2e-22)
+    p["bias"][units : 2 * units] = 50.0  # f = 1
+    fwd = forward(kernels, "lstm", p)
+    np.testing.assert_allclose(fwd.c, p["c0"], rtol=1e-12)
+
+
+def test_keras_gru_bias_rows_are_input_then_recurrent():
+    """reset_after=True: the recurrent bias of the h gate is multiplied by r, the input bias is not."""
+    units = 2
+    p = make_problem("gru", 1, 1, 1, units)
+    p["kernel"][:] = 0
+    p["recurrent_kernel"][:] = 0
+    bias = np.zeros((2, 3 * units))
+    bias[0, :units] = -50.0  # z = 0: h_1 = hh
+    bias[0, units : 2 * units] = -50.0  # r = 0 (with the recurrent r bias 0)
+    bias[1, 2 * units :] = 3.0  # recurrent h bias, multiplied by r = 0: no effect
+    bias[0, 2 * units :] = 0.5  # input h bias
+    p["bias"] = bias
+    fwd = forward(kernels, "gru", p)
+    np.testing.assert_allclose(fwd.h, np.tanh(0.5) * np.ones((1, units)), rtol=1e-12)
