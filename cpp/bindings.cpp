@@ -432,6 +432,74 @@ py::tuple backward(const CellSpec& cell, const py::tuple& saved, const py::handl
   return RNNKIT_BY_FLOAT_TYPE(backward_impl, saved_float_size(saved), cell, saved, d_outputs, d_h, d_c);
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Embedding
+
+// Token ids as a C-contiguous int64 array, each checked to lie in [0, rows).
+py::array_t<std::int64_t> checked_ids(const py::handle& obj, index_t rows) {
+  py::array arr = to_array(obj, "ids");
+  const char kind = arr.dtype().kind();
+  if (kind != 'i' && kind != 'u') {
+    throw py::type_error("ids: expected integer token ids, got dtype " + dtype_name(arr) +
+                         " (convert with .astype('int32') if the values are ids)");
+  }
+  auto ids = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(arr);
+  const std::int64_t* data = ids.data();
+  for (index_t n = 0; n < ids.size(); ++n) {
+    if (data[n] >= 0 && data[n] < rows) continue;
+    std::string position;
+    for (index_t d = ids.ndim() - 1, rest = n; d >= 0; --d) {
+      position = std::to_string(rest % ids.shape(d)) + (position.empty() ? "" : ", ") + position;
+      rest /= ids.shape(d);
+    }
+    throw py::index_error("token id " + py::str(arr.attr("flat")[py::int_(n)]).cast<std::string>() +
+                          " at position (" + position + ") is outside [0, " + std::to_string(rows) + ")");
+  }
+  return ids;
+}
+
+template <class T>
+py::array embedding_forward_impl(const py::handle& ids_obj, const py::array& table_arr) {
+  auto table = as_float_array<T>(table_arr, "table");
+  if (table.ndim() != 2) throw py::value_error("table: expected a 2-D array (rows, width), got shape " + shape_string(shape_of(table)));
+  const index_t rows = table.shape(0), width = table.shape(1);
+  const auto ids = checked_ids(ids_obj, rows);
+  auto shape = shape_of(ids);
+  shape.push_back(width);
+  auto out = new_array<T>(shape, "the embedding output");
+  const std::int64_t* id = ids.data();
+  const T* t = table.data();
+  T* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    kernels().get<T>().embedding_forward(id, ids.size(), t, width, o);
+  }
+  return std::move(out);
+}
+
+template <class T>
+py::array embedding_backward_impl(const py::handle& ids_obj, const py::array& d_out_arr, index_t rows) {
+  if (rows < 1) throw py::value_error("rows: expected a table of at least one row, got " + std::to_string(rows));
+  const auto ids = checked_ids(ids_obj, rows);
+  auto d_out = as_float_array<T>(d_out_arr, "d_outputs");
+  if (d_out.ndim() != ids.ndim() + 1) {
+    throw py::value_error("d_outputs: expected ids' shape plus a width, got shape " + shape_string(shape_of(d_out)));
+  }
+  const index_t width = d_out.shape(ids.ndim());
+  auto expected = shape_of(ids);
+  expected.push_back(width);
+  expect_shape(d_out, "d_outputs", expected, "(ids' shape, width)");
+  auto d_table = new_array<T>({rows, width}, "the embedding gradient");
+  const std::int64_t* id = ids.data();
+  const T* d = d_out.data();
+  T* g = d_table.mutable_data();
+  {
+    py::gil_scoped_release release;
+    kernels().get<T>().embedding_backward(id, ids.size(), d, rows, width, g);
+  }
+  return std::move(d_table);
+}
+
 py::dict build_info() {
   py::dict info;
   info["version"] = RNNKIT_VERSION;
@@ -492,6 +560,30 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0") = py::none(),
       py::arg("lengths") = py::none(), py::arg("padding") = "pre");
+  m.def(
+      "check_token_ids", [](const py::handle& ids, index_t rows) { checked_ids(ids, rows); }, py::arg("ids"),
+      py::arg("rows"), "IndexError naming the first id outside [0, rows) and its position; TypeError unless integers");
+  m.def(
+      "embedding_forward",
+      [](const py::handle& ids, const py::handle& table) {
+        const py::array t = to_array(table, "table");
+        if (!has_float_dtype(t, 4) && !has_float_dtype(t, 8)) {
+          throw py::type_error("table: expected a float32 or float64 array, got dtype " + dtype_name(t));
+        }
+        return RNNKIT_BY_FLOAT_TYPE(embedding_forward_impl, static_cast<std::size_t>(t.itemsize()), ids, t);
+      },
+      py::arg("ids"), py::arg("table"), "table[ids], with every id checked to lie in [0, len(table))");
+  m.def(
+      "embedding_backward",
+      [](const py::handle& ids, const py::handle& d_outputs, index_t rows) {
+        const py::array d = to_array(d_outputs, "d_outputs");
+        if (!has_float_dtype(d, 4) && !has_float_dtype(d, 8)) {
+          throw py::type_error("d_outputs: expected a float32 or float64 array, got dtype " + dtype_name(d));
+        }
+        return RNNKIT_BY_FLOAT_TYPE(embedding_backward_impl, static_cast<std::size_t>(d.itemsize()), ids, d, rows);
+      },
+      py::arg("ids"), py::arg("d_outputs"), py::arg("rows"),
+      "Gradient of the table: d_outputs summed into the rows their ids name");
   m.def(
       "simple_rnn_backward",
       [](const py::tuple& saved, const py::handle& d_outputs, const py::handle& d_h) {

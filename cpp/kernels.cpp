@@ -1,5 +1,6 @@
 // One SIMD build of every kernel: CMake compiles this file once per instruction set, each time with
 // its own RNNKIT_ISA name and compiler flags.
+#include "rnnkit/embedding.hpp"
 #include "rnnkit/gru.hpp"
 #include "rnnkit/kernel_table.hpp"
 #include "rnnkit/lstm.hpp"
@@ -16,8 +17,8 @@ namespace {
 template <class T>
 constexpr CellKernels<T> cell_kernels() {
   using namespace RNNKIT_ISA;
-  return {simple_rnn_forward<T>, simple_rnn_backward<T>, lstm_forward<T>,
-          lstm_backward<T>,      gru_forward<T>,         gru_backward<T>};
+  return {simple_rnn_forward<T>, simple_rnn_backward<T>, lstm_forward<T>,        lstm_backward<T>,
+          gru_forward<T>,        gru_backward<T>,        embedding_forward<T>, embedding_backward<T>};
 }
 
 }  // namespace

@@ -62,3 +62,18 @@ def assert_close(actual, expected, rtol, name=""):
     assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != {expected.shape}"
     scale = np.abs(expected).max() if expected.size else 0.0
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=name)
+
+
+def numerical_gradient(f, array, eps=1e-6):
+    """Central differences of the scalar f() with respect to every element of array (changed in place
+    and restored)."""
+    grad = np.zeros_like(array, dtype=np.float64)
+    for index in np.ndindex(array.shape):
+        keep = array[index]
+        array[index] = keep + eps
+        plus = f()
+        array[index] = keep - eps
+        minus = f()
+        array[index] = keep
+        grad[index] = (plus - minus) / (2 * eps)
+    return grad

@@ -5,9 +5,7 @@ import pytest
 
 from rnnkit import reference
 
-from cells import CELLS, backward, forward, gradient_names, make_problem, state_names
-
-EPS = 1e-6
+from cells import CELLS, backward, forward, gradient_names, make_problem, numerical_gradient, state_names
 
 
 def linear_loss(cell, fwd, weights):
@@ -16,19 +14,6 @@ def linear_loss(cell, fwd, weights):
     for name in state_names(cell):
         total += np.sum(getattr(fwd, name) * weights[name])
     return total
-
-
-def numerical_gradient(f, array):
-    grad = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        keep = array[index]
-        array[index] = keep + EPS
-        plus = f()
-        array[index] = keep - EPS
-        minus = f()
-        array[index] = keep
-        grad[index] = (plus - minus) / (2 * EPS)
-    return grad
 
 
 @pytest.mark.parametrize("lengths", [None, [3, 1, 0]], ids=["full", "masked"])

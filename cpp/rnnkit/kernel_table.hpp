@@ -27,6 +27,9 @@ struct CellKernels {
   void (*gru_backward)(const Problem&, const T* kernel, const T* recurrent_kernel, const T* x_packed, const T* gates,
                        const T* states, const T* d_outputs, const T* d_h, T* dx, T* dkernel, T* drecurrent_kernel,
                        T* dbias, T* dh0);
+  void (*embedding_forward)(const std::int64_t* ids, index_t count, const T* table, index_t width, T* out);
+  void (*embedding_backward)(const std::int64_t* ids, index_t count, const T* d_out, index_t rows, index_t width,
+                             T* d_table);
 };
 
 struct KernelTable {

@@ -1,6 +1,8 @@
 """rnnkit: SimpleRNN, LSTM and GRU whose timestep loops (forward and BPTT) run in C++.
 
 ``rnnkit.kernels`` holds the sequence kernels, ``rnnkit.reference`` the same functions in plain NumPy.
+``rnnkit.models``, ``rnnkit.layers``, ``rnnkit.optimizers`` ... mirror Keras' modules, so Keras code
+runs after changing the import prefix from ``keras`` to ``rnnkit``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def _default_threads() -> int:
 
 set_num_threads(_default_threads())
 
-from . import kernels, reference  # noqa: E402  (after the thread count is set)
+from . import callbacks, kernels, layers, losses, models, optimizers, reference, utils  # noqa: E402
 
-__all__ = ["kernels", "reference", "set_num_threads", "get_num_threads", "build_info", "__version__"]
+__all__ = ["kernels", "reference", "layers", "models", "optimizers", "losses", "callbacks", "utils",
+           "set_num_threads", "get_num_threads", "build_info", "__version__"]

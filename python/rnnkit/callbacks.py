@@ -1,0 +1,229 @@
+"""Callbacks, as in ``keras.callbacks``: History, the progress display, EarlyStopping and
+ModelCheckpoint."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+
+class Callback:
+    def __init__(self):
+        self.model = None
+        self.params = {}
+
+    def set_model(self, model):
+        self.model = model
+
+    def set_params(self, params):
+        self.params = params
+
+    def on_train_begin(self, logs=None): ...
+    def on_train_end(self, logs=None): ...
+    def on_epoch_begin(self, epoch, logs=None): ...
+    def on_epoch_end(self, epoch, logs=None): ...
+    def on_train_batch_begin(self, batch, logs=None): ...
+    def on_train_batch_end(self, batch, logs=None): ...
+
+
+class CallbackList:
+    """Calls every callback in order."""
+
+    def __init__(self, callbacks, model, params):
+        self.callbacks = list(callbacks)
+        for cb in self.callbacks:
+            cb.set_model(model)
+            cb.set_params(params)
+
+    def __getattr__(self, hook):
+        if not hook.startswith("on_"):
+            raise AttributeError(hook)
+
+        def call(*args, **kwargs):
+            for cb in self.callbacks:
+                getattr(cb, hook)(*args, **kwargs)
+
+        return call
+
+
+class History(Callback):
+    """``history.history[name]``: one value per epoch for the loss, each metric and their val_ forms."""
+
+    def on_train_begin(self, logs=None):
+        self.epoch = []
+        self.history = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
+
+
+def format_logs(logs) -> str:
+    return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+
+
+class ProgbarLogger(Callback):
+    """Keras-style progress. On a terminal (verbose=1) a bar per epoch, redrawn in place:
+    ``157/157 [==============================] - 5s 32ms/step - loss: 0.4310 - acc: 0.8050``.
+    Elsewhere (verbose=2) one plain line per epoch with the same numbers."""
+
+    def __init__(self, verbose=1, stream=None, min_interval=0.1):
+        super().__init__()
+        self.verbose = verbose
+        self.stream = stream or sys.stdout
+        self.min_interval = min_interval
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.perf_counter()
+        self.last_draw = 0.0
+        self.steps = self.params.get("steps")
+        if self.verbose == 1:
+            self.stream.write(f"Epoch {epoch + 1}/{self.params.get('epochs')}\n")
+            self.stream.flush()
+
+    def _timing(self, done):
+        elapsed = time.perf_counter() - self.epoch_start
+        return f"{elapsed:.0f}s {1000 * elapsed / max(done, 1):.0f}ms/step", elapsed
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.verbose != 1:
+            return
+        now = time.perf_counter()
+        done = batch + 1
+        if now - self.last_draw < self.min_interval and done < self.steps:
+            return
+        self.last_draw = now
+        timing, _ = self._timing(done)
+        self.stream.write(f"\r{self._bar(done)} - {timing} - {format_logs(logs or {})}")
+        self.stream.flush()
+
+    def _bar(self, done, width=30):
+        filled = int(width * done / max(self.steps, 1))
+        arrow = ">" if filled < width else ""
+        return f"{done}/{self.steps} [" + "=" * filled + arrow + "." * (width - filled - len(arrow)) + "]"
+
+    def on_epoch_end(self, epoch, logs=None):
+        timing, _ = self._timing(self.steps)
+        if self.verbose == 1:
+            self.stream.write(f"\r{self._bar(self.steps)} - {timing} - {format_logs(logs or {})}\n")
+        elif self.verbose == 2:
+            self.stream.write(
+                f"Epoch {epoch + 1}/{self.params.get('epochs')} - {self.steps} steps - {timing} - "
+                f"{format_logs(logs or {})}\n"
+            )
+        self.stream.flush()
+
+
+def _improvement_mode(monitor, mode):
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":
+        mode = "max" if monitor.endswith("acc") or monitor.endswith("accuracy") else "min"
+    return mode
+
+
+class _Monitor:
+    """Tracks the best value of a logged quantity."""
+
+    def __init__(self, monitor, mode, min_delta=0.0):
+        self.monitor = monitor
+        self.mode = _improvement_mode(monitor, mode)
+        self.min_delta = abs(float(min_delta))
+        self.best = np.inf if self.mode == "min" else -np.inf
+
+    def value(self, logs):
+        if self.monitor not in (logs or {}):
+            raise KeyError(f"monitor '{self.monitor}' is not in the logs; available: {', '.join(logs or {})}")
+        return float(logs[self.monitor])
+
+    def improved(self, current):
+        if self.mode == "min":
+            return current < self.best - self.min_delta
+        return current > self.best + self.min_delta
+
+
+class EarlyStopping(Callback):
+    """Stops training once ``monitor`` has not improved for ``patience`` epochs; with
+    ``restore_best_weights`` the model ends with the weights of its best epoch."""
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto", baseline=None,
+                 restore_best_weights=False, start_from_epoch=0):
+        super().__init__()
+        self.tracker = _Monitor(monitor, mode, min_delta)
+        self.patience = int(patience)
+        self.verbose = verbose
+        self.baseline = baseline
+        self.restore_best_weights = bool(restore_best_weights)
+        self.start_from_epoch = int(start_from_epoch)
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best_weights = None
+        self.best_epoch = 0
+        self.tracker.best = np.inf if self.tracker.mode == "min" else -np.inf
+        if self.baseline is not None:
+            self.tracker.best = float(self.baseline)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch < self.start_from_epoch:
+            return
+        current = self.tracker.value(logs)
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()  # something to restore even without improvement
+        self.wait += 1
+        if self.tracker.improved(current):
+            self.tracker.best = current
+            self.best_epoch = epoch
+            self.wait = 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Saves the model (or only its weights) after each epoch, or only when ``monitor`` improved.
+    ``filepath`` may name the epoch and logged values: ``"ckpt-{epoch:02d}-{val_loss:.2f}.keras"``.
+    Every write goes to a temporary file first and is renamed into place, so the file at
+    ``filepath`` is always a complete save."""
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto", save_freq="epoch"):
+        super().__init__()
+        if save_freq != "epoch":
+            raise ValueError("ModelCheckpoint: rnnkit saves once per epoch (save_freq='epoch')")
+        self.filepath = str(filepath)
+        self.tracker = _Monitor(monitor, mode)
+        self.verbose = verbose
+        self.save_best_only = bool(save_best_only)
+        self.save_weights_only = bool(save_weights_only)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_best_only:
+            current = self.tracker.value(logs)
+            if not self.tracker.improved(current):
+                return
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.tracker.monitor} improved from {self.tracker.best:.5f} "
+                      f"to {current:.5f}, saving model to {path}")
+            self.tracker.best = current
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)

@@ -1,0 +1,127 @@
+"""The Layer base class: named weights, Keras' get/set_weights, a forward that remembers what its
+backward needs, and a backward that leaves the weight gradients in ``layer.grads``."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Optional
+
+import numpy as np
+
+_name_counts: defaultdict = defaultdict(int)
+FLOAT_DTYPES = ("float32", "float64")
+
+
+def auto_name(cls_name: str) -> str:
+    """Keras' naming: SimpleRNN -> simple_rnn, then simple_rnn_1, simple_rnn_2, ..."""
+    base = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", cls_name)
+    base = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", base).lower()
+    n = _name_counts[base]
+    _name_counts[base] += 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+class Layer:
+    # Keyword arguments a subclass accepts beyond its own, for Keras compatibility.
+    _base_kwargs = ("name", "dtype", "trainable", "input_shape", "batch_input_shape", "input_dim")
+
+    def __init__(self, name=None, dtype="float32", trainable=True, input_shape=None, **kwargs):
+        unknown = set(kwargs) - set(self._base_kwargs)
+        if unknown:
+            raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {sorted(unknown)}")
+        dtype = np.dtype(dtype).name
+        if dtype not in FLOAT_DTYPES:
+            raise ValueError(f"{type(self).__name__}: dtype must be float32 or float64, got {dtype}")
+        self.name = name or auto_name(type(self).__name__)
+        self.dtype = dtype
+        self.trainable = bool(trainable)
+        if input_shape is None and kwargs.get("batch_input_shape") is not None:
+            input_shape = tuple(kwargs["batch_input_shape"])[1:]
+        if input_shape is None and kwargs.get("input_dim") is not None:
+            input_shape = (kwargs["input_dim"],)
+        self.input_shape = None if input_shape is None else tuple(input_shape)
+        self.params: dict = {}  # weight name -> array, in Keras' order
+        self.grads: dict = {}  # weight name -> gradient from the last backward
+        self.built = False
+
+    # --- to override -------------------------------------------------------------------------------
+
+    def build(self, input_shape) -> None:
+        """Create the weights for inputs of this shape (without the batch dimension)."""
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def forward(self, inputs, *, training=False, mask=None):
+        raise NotImplementedError
+
+    def backward(self, d_outputs):
+        """Gradient w.r.t. the inputs of the last forward; fills self.grads."""
+        raise NotImplementedError
+
+    def compute_mask(self, inputs, mask):
+        """The mask the next layer sees: by default the incoming one, unchanged."""
+        return mask
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # --- weights ---------------------------------------------------------------------------------
+
+    def add_weight(self, name, shape, initializer):
+        self.params[name] = initializer(tuple(int(s) for s in shape), self.dtype)
+
+    def ensure_built(self, input_shape) -> None:
+        if not self.built:
+            self.build(tuple(input_shape))
+            self.built = True
+
+    @property
+    def weights(self) -> list:
+        return list(self.params.values())
+
+    def get_weights(self) -> list:
+        return [w.copy() for w in self.params.values()]
+
+    def set_weights(self, weights) -> None:
+        weights = list(weights)
+        if not self.built:
+            raise ValueError(f"Layer '{self.name}' is not built yet: call the model on data or give an input shape")
+        if len(weights) != len(self.params):
+            raise ValueError(
+                f"Layer '{self.name}' expects {len(self.params)} weights ({', '.join(self.params)}), got {len(weights)}"
+            )
+        for (key, current), new in zip(self.params.items(), weights):
+            new = np.asarray(new)
+            if new.shape != current.shape:
+                raise ValueError(f"Layer '{self.name}' weight '{key}' has shape {current.shape}, got {new.shape}")
+            current[...] = new
+
+    def count_params(self) -> int:
+        return int(sum(w.size for w in self.params.values()))
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+    def cast_inputs(self, inputs):
+        """Float inputs in this layer's dtype (Keras casts them too); anything else is a TypeError."""
+        inputs = np.asarray(inputs)
+        if inputs.dtype.kind != "f":
+            raise TypeError(f"{type(self).__name__} '{self.name}': expected float inputs, got {inputs.dtype} array")
+        return inputs.astype(self.dtype, copy=False)
+
+
+def check_units(cls_name: str, units) -> int:
+    if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+        raise ValueError(f"{cls_name}: units must be a positive integer, got {units!r}")
+    return int(units)
+
+
+def shape_str(shape: Optional[tuple]) -> str:
+    return "(None, " + ", ".join("None" if s is None else str(s) for s in shape) + ")" if shape is not None else "?"

@@ -1,0 +1,128 @@
+"""Input, Embedding and Dense."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core, activations, initializers
+from .base import Layer, check_units
+
+
+class InputLayer(Layer):
+    """Declares the shape (without the batch dimension) and dtype of the model's input."""
+
+    def __init__(self, shape=None, dtype=None, name=None, **kwargs):
+        if shape is None and kwargs.get("input_shape") is not None:
+            shape = kwargs.pop("input_shape")
+        super().__init__(name=name, **kwargs)
+        self.input_shape = tuple(shape) if shape is not None else (None,)
+        self.input_dtype = np.dtype(dtype).name if dtype is not None else None
+        self.built = True
+
+    def forward(self, inputs, *, training=False, mask=None):
+        return inputs
+
+    def backward(self, d_outputs):
+        return d_outputs
+
+    def get_config(self):
+        return {"name": self.name, "shape": list(self.input_shape), "dtype": self.input_dtype}
+
+
+def Input(shape=None, dtype=None, name=None):  # noqa: N802 (Keras' spelling)
+    """``keras.Input``: the first element of a Sequential model, naming its input shape."""
+    return InputLayer(shape=shape, dtype=dtype, name=name)
+
+
+class Embedding(Layer):
+    """Token ids (batch, timesteps) -> vectors (batch, timesteps, output_dim).
+
+    With ``mask_zero=True`` id 0 is padding: the mask the next layers see is ``ids != 0``.
+    """
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", mask_zero=False, input_length=None,
+                 **kwargs):
+        if input_length is not None and "input_shape" not in kwargs:
+            kwargs["input_shape"] = (input_length,)
+        super().__init__(**kwargs)
+        self.input_dim = check_units("Embedding input_dim", input_dim)
+        self.output_dim = check_units("Embedding output_dim", output_dim)
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.mask_zero = bool(mask_zero)
+        if self.input_shape is None:
+            self.input_shape = (None,)  # any number of timesteps: the table does not depend on it
+
+    def build(self, input_shape):
+        self.add_weight("embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def forward(self, inputs, *, training=False, mask=None):
+        self._ids = inputs
+        try:
+            return _core.embedding_forward(inputs, self.params["embeddings"])
+        except (IndexError, TypeError) as e:
+            raise type(e)(f"Embedding '{self.name}' (input_dim={self.input_dim}): {e}") from None
+
+    def backward(self, d_outputs):
+        self.grads["embeddings"] = _core.embedding_backward(self._ids, d_outputs, self.input_dim)
+        return None  # ids have no gradient
+
+    def compute_mask(self, inputs, mask):
+        return np.asarray(inputs) != 0 if self.mask_zero else None
+
+    def get_config(self):
+        return dict(super().get_config(), input_dim=self.input_dim, output_dim=self.output_dim,
+                    embeddings_initializer=initializers.name_of(self.embeddings_initializer), mask_zero=self.mask_zero)
+
+
+class Dense(Layer):
+    """y = activation(x @ kernel + bias) over the last axis."""
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.units = check_units("Dense", units)
+        self.activation = activations.check(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        features = input_shape[-1]
+        if features is None:
+            raise ValueError(f"Dense '{self.name}': the last input dimension must be known, got {input_shape}")
+        self.add_weight("kernel", (features, self.units), self.kernel_initializer)
+        if self.use_bias:
+            self.add_weight("bias", (self.units,), self.bias_initializer)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def forward(self, inputs, *, training=False, mask=None):
+        x = self.cast_inputs(inputs)
+        z = x @ self.params["kernel"]
+        if self.use_bias:
+            z += self.params["bias"]
+        self._x = x
+        self.logits = z  # the pre-activation, for a loss fused with this layer's activation
+        self._y = activations.FORWARD[self.activation](z)
+        return self._y
+
+    def backward(self, d_outputs):
+        return self.backward_from_logits(activations.BACKWARD[self.activation](self._y, d_outputs))
+
+    def backward_from_logits(self, d_logits):
+        """The backward given d(loss)/d(pre-activation), as a fused loss computes it."""
+        x2 = self._x.reshape(-1, self._x.shape[-1])
+        dz2 = d_logits.reshape(-1, self.units).astype(self.dtype, copy=False)
+        self.grads["kernel"] = x2.T @ dz2
+        if self.use_bias:
+            self.grads["bias"] = dz2.sum(axis=0)
+        return (dz2 @ self.params["kernel"].T).reshape(self._x.shape)
+
+    def get_config(self):
+        return dict(super().get_config(), units=self.units, activation=self.activation, use_bias=self.use_bias,
+                    kernel_initializer=initializers.name_of(self.kernel_initializer),
+                    bias_initializer=initializers.name_of(self.bias_initializer))

@@ -1,0 +1,168 @@
+"""SimpleRNN, LSTM and GRU layers over the C++ kernels of rnnkit.kernels, with Keras' arguments,
+defaults and weight layout (kernel, recurrent_kernel, bias)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import initializers, kernels
+from .base import Layer, check_units
+
+
+class RNN(Layer):
+    """What the three recurrent layers share; subclasses name the cell and its gate count."""
+
+    cell = ""
+    gates = 1
+    backward_fn = None
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 dropout=0.0, recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, unroll=False, **kwargs):
+        super().__init__(**kwargs)
+        name = type(self).__name__
+        self.units = check_units(name, units)
+        if activation != "tanh" or recurrent_activation != "sigmoid":
+            raise ValueError(f"{name}: rnnkit's kernels implement Keras' default activations (activation='tanh', "
+                             f"recurrent_activation='sigmoid'), got {activation!r} and {recurrent_activation!r}")
+        if stateful:
+            raise ValueError(f"{name}: stateful=True is not supported; pass initial states to rnnkit.kernels instead")
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.dropout = float(dropout)
+        self.recurrent_dropout = float(recurrent_dropout)
+        for arg, rate in (("dropout", self.dropout), ("recurrent_dropout", self.recurrent_dropout)):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"{name}: {arg} must be in [0, 1), got {rate}")
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.unroll = bool(unroll)  # accepted for Keras compatibility: the C++ loop needs no unrolling
+
+    # --- weights ---------------------------------------------------------------------------------
+
+    def bias_shape(self):
+        return (self.gates * self.units,)
+
+    def build(self, input_shape):
+        features = input_shape[-1]
+        if features is None:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}': the feature dimension must be known, got {input_shape}"
+            )
+        self.add_weight("kernel", (features, self.gates * self.units), self.kernel_initializer)
+        self.add_weight("recurrent_kernel", (self.units, self.gates * self.units), self.recurrent_initializer)
+        if self.use_bias:
+            self.add_weight("bias", self.bias_shape(), self.bias_initializer)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.units) if self.return_sequences else (self.units,)
+
+    def _bias(self):
+        return self.params["bias"] if self.use_bias else np.zeros(self.bias_shape(), self.dtype)
+
+    # --- forward and backward --------------------------------------------------------------------
+
+    def forward(self, inputs, *, training=False, mask=None):
+        x = self.cast_inputs(inputs)
+        if x.ndim != 3:
+            raise ValueError(f"{type(self).__name__} '{self.name}': expected inputs (batch, timesteps, features), "
+                             f"got shape {x.shape}")
+        if self.go_backwards:
+            x = x[:, ::-1]
+        forward_fn = getattr(kernels, f"{self.cell}_forward")
+        self._fwd = forward_fn(x, self.params["kernel"], self.params["recurrent_kernel"], self._bias())
+        out = self._fwd.outputs if self.return_sequences else self._fwd.h
+        if self.return_state:
+            return [out] + [getattr(self._fwd, s) for s in self.state_names()]
+        return out
+
+    def backward(self, d_outputs):
+        if self.return_state:
+            d_out, *d_states = d_outputs
+        else:
+            d_out, d_states = d_outputs, [None] * len(self.state_names())
+        d_seq = d_out if self.return_sequences else None
+        d_h = d_states[0]
+        if not self.return_sequences and d_out is not None:
+            d_h = d_out if d_h is None else d_h + d_out
+        grads = self._kernel_backward(d_seq, d_h, *d_states[1:])
+        self.grads["kernel"] = grads.dkernel
+        self.grads["recurrent_kernel"] = grads.drecurrent_kernel
+        if self.use_bias:
+            self.grads["bias"] = grads.dbias
+        return grads.dx[:, ::-1] if self.go_backwards else grads.dx
+
+    def _kernel_backward(self, d_seq, d_h, *d_other):
+        return getattr(kernels, f"{self.cell}_backward")(self._fwd, d_seq, d_h, *d_other)
+
+    def state_names(self):
+        return ["h"]
+
+    def compute_mask(self, inputs, mask):
+        return mask if self.return_sequences else None
+
+    def get_config(self):
+        return dict(
+            super().get_config(), units=self.units, use_bias=self.use_bias,
+            kernel_initializer=initializers.name_of(self.kernel_initializer),
+            recurrent_initializer=initializers.name_of(self.recurrent_initializer),
+            bias_initializer=initializers.name_of(self.bias_initializer), dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout, return_sequences=self.return_sequences,
+            return_state=self.return_state, go_backwards=self.go_backwards,
+        )
+
+
+class SimpleRNN(RNN):
+    """``h_t = tanh(x_t W + h_{t-1} U + b)``; weights kernel (features, units), recurrent_kernel
+    (units, units), bias (units,)."""
+
+    cell = "simple_rnn"
+    gates = 1
+
+    def __init__(self, units, activation="tanh", **kwargs):
+        super().__init__(units, activation=activation, **kwargs)
+
+
+class LSTM(RNN):
+    """Keras' LSTM: gates i, f, c, o in blocks of ``units`` columns of kernel (features, 4*units),
+    recurrent_kernel (units, 4*units) and bias (4*units,). ``unit_forget_bias`` starts the forget
+    gate's bias at 1."""
+
+    cell = "lstm"
+    gates = 4
+
+    def __init__(self, units, unit_forget_bias=True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.use_bias and self.unit_forget_bias:
+            self.params["bias"][self.units : 2 * self.units] = 1.0
+
+    def state_names(self):
+        return ["h", "c"]
+
+    def get_config(self):
+        return dict(super().get_config(), unit_forget_bias=self.unit_forget_bias)
+
+
+class GRU(RNN):
+    """Keras' GRU with reset_after=True: gates z, r, h in blocks of ``units`` columns of kernel
+    (features, 3*units) and recurrent_kernel (units, 3*units); bias (2, 3*units) holds the input
+    bias, then the recurrent bias."""
+
+    cell = "gru"
+    gates = 3
+
+    def __init__(self, units, reset_after=True, **kwargs):
+        if not reset_after:
+            raise ValueError("GRU: rnnkit implements reset_after=True (Keras' default) only")
+        super().__init__(units, **kwargs)
+
+    def bias_shape(self):
+        return (2, 3 * self.units)

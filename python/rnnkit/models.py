@@ -1,0 +1,247 @@
+"""Sequential, as in ``keras.models``: a stack of layers with compile, fit, evaluate, predict, summary,
+get/set_weights and save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import losses, optimizers, saving, training
+from . import metrics as metrics_lib
+from .layers import REGISTRY, InputLayer
+from .layers.base import auto_name, shape_str
+
+
+class Sequential:
+    def __init__(self, layers=None, name=None):
+        self.name = name or auto_name("Sequential")
+        self.layers = []
+        self.input_layer = None
+        self.optimizer = None
+        self.loss = None
+        self.metrics = []
+        self.stop_training = False
+        self.history = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # --- structure -------------------------------------------------------------------------------
+
+    def add(self, layer) -> None:
+        if isinstance(layer, InputLayer):
+            if self.layers or self.input_layer is not None:
+                raise ValueError("Sequential: an Input can only come first")
+            self.input_layer = layer
+            return
+        if not hasattr(layer, "forward"):
+            raise TypeError(f"Sequential.add: expected a layer, got {type(layer).__name__}")
+        self.layers.append(layer)
+        self._build_known_shapes()
+
+    def _input_shape(self):
+        if self.input_layer is not None:
+            return self.input_layer.input_shape
+        return self.layers[0].input_shape if self.layers else None
+
+    def _build_known_shapes(self, input_shape=None):
+        """Builds every layer whose input shape is known; returns the output shapes (None = unknown)."""
+        shape = input_shape if input_shape is not None else self._input_shape()
+        shapes = []
+        for layer in self.layers:
+            if shape is not None:
+                layer.ensure_built(shape)
+                shape = layer.compute_output_shape(shape)
+            shapes.append(shape)
+        return shapes
+
+    def build(self, input_shape=None) -> None:
+        """Builds the weights for inputs of this shape; like Keras, the shape may include the batch."""
+        if input_shape is not None and len(input_shape) > 1 and input_shape[0] is None:
+            input_shape = tuple(input_shape)[1:]
+        self._build_known_shapes(input_shape)
+
+    @property
+    def built(self) -> bool:
+        return bool(self.layers) and all(layer.built for layer in self.layers)
+
+    # --- weights ---------------------------------------------------------------------------------
+
+    def get_weights(self) -> list:
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights) -> None:
+        weights = list(weights)
+        expected = sum(len(layer.params) for layer in self.layers)
+        if len(weights) != expected:
+            raise ValueError(f"Sequential '{self.name}' expects {expected} weight arrays, got {len(weights)}")
+        i = 0
+        for layer in self.layers:
+            n = len(layer.params)
+            layer.set_weights(weights[i : i + n])
+            i += n
+
+    @property
+    def weights(self) -> list:
+        return [w for layer in self.layers for w in layer.weights]
+
+    def trainable_weights_and_layers(self):
+        return [(layer, name) for layer in self.layers if layer.trainable for name in layer.params]
+
+    def count_params(self) -> int:
+        return sum(layer.count_params() for layer in self.layers)
+
+    def summary(self, print_fn=print) -> None:
+        """Keras' table: layer (type), output shape, parameters, then the totals."""
+        shapes = self._build_known_shapes()
+        rule, thick = "_" * 65, "=" * 65
+        lines = [f'Model: "{self.name}"', rule, f" {'Layer (type)':<28}{'Output Shape':<26}{'Param #':<10}", thick]
+        for i, (layer, shape) in enumerate(zip(self.layers, shapes)):
+            params = f"{layer.count_params()}" if layer.built else "0 (unbuilt)"
+            lines.append(f" {layer.name + ' (' + type(layer).__name__ + ')':<28}{shape_str(shape):<26}{params:<10}")
+            if i < len(self.layers) - 1:
+                lines.append("")
+        trainable = sum(layer.count_params() for layer in self.layers if layer.trainable)
+        total = self.count_params()
+        lines += [thick, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                  f"Non-trainable params: {total - trainable:,}", rule]
+        for line in lines:
+            print_fn(line)
+
+    # --- forward and backward --------------------------------------------------------------------
+
+    def _forward(self, x, training_mode):
+        self._seen_input_shape = tuple(x.shape[1:])
+        self._build_known_shapes(self._input_shape() or self._seen_input_shape)
+        mask = None
+        for layer in self.layers:
+            out = layer.forward(x, training=training_mode, mask=mask)
+            mask = layer.compute_mask(x, mask)
+            x = out
+        return x
+
+    def _backward(self, d_outputs, from_logits):
+        last = self.layers[-1]
+        d = last.backward_from_logits(d_outputs) if from_logits else last.backward(d_outputs)
+        for layer in reversed(self.layers[:-1]):
+            d = layer.backward(d)
+
+    def __call__(self, x, training=False):
+        return self._forward(np.asarray(x), training)
+
+    # --- training --------------------------------------------------------------------------------
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
+        if loss is None:
+            raise ValueError("compile: a loss is required, e.g. loss='binary_crossentropy'")
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses.get(loss)
+        self.metrics = metrics_lib.check(metrics)
+
+    def _fused_loss(self) -> bool:
+        """Whether the loss takes the last layer's logits (e.g. sigmoid + binary cross-entropy)."""
+        activation = getattr(self.layers[-1], "activation", None)
+        return self.loss.fused_activation is not None and activation == self.loss.fused_activation
+
+    def _loss_on_batch(self, x, y, training_mode):
+        """(loss, its gradient w.r.t. the last layer's output or logits, number of correct predictions)."""
+        y_pred = self._forward(x, training_mode)
+        y = self.loss.check_targets(y, y_pred.shape)
+        if self._fused_loss():
+            value, d = self.loss.value_and_gradient_from_logits(y, self.layers[-1].logits)
+        else:
+            value, d = self.loss.value_and_gradient(y, y_pred)
+        return value, d, metrics_lib.correct_predictions(y, y_pred)
+
+    def train_on_batch(self, x, y):
+        """One optimizer step; returns (loss, number of correct predictions)."""
+        value, d, correct = self._loss_on_batch(x, y, True)
+        self._backward(d, self._fused_loss())
+        pairs = self.trainable_weights_and_layers()
+        self.optimizer.apply([layer.params[n] for layer, n in pairs], [layer.grads[n] for layer, n in pairs])
+        return value, correct
+
+    def test_on_batch(self, x, y):
+        """(loss, number of correct predictions) without training."""
+        value, _, correct = self._loss_on_batch(x, y, False)
+        return value, correct
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, initial_epoch=0):
+        """Trains for ``epochs`` epochs; returns a History whose ``.history`` maps 'loss', each
+        metric and their 'val_' forms to one value per epoch. ``validation_split`` holds out the last
+        fraction of the samples, before shuffling, as Keras does."""
+        return training.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+                            shuffle, initial_epoch)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, return_dict=False):
+        """The loss (and metrics) over the data: a float, or [loss, metric...] when compiled with metrics."""
+        return training.evaluate(self, x, y, batch_size, return_dict)
+
+    def predict(self, x, batch_size=None, verbose=0):
+        return training.predict(self, x, batch_size)
+
+    # --- saving ----------------------------------------------------------------------------------
+
+    def get_config(self) -> dict:
+        layers = [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self.layers]
+        if self.input_layer is not None:
+            layers.insert(0, {"class_name": "InputLayer", "config": self.input_layer.get_config()})
+        return {"name": self.name, "layers": layers}
+
+    @classmethod
+    def from_config(cls, config):
+        model = cls(name=config["name"])
+        for entry in config["layers"]:
+            if entry["class_name"] not in REGISTRY:
+                raise ValueError(f"unknown layer class {entry['class_name']!r} in the model description")
+            model.add(REGISTRY[entry["class_name"]].from_config(entry["config"]))
+        return model
+
+    def save(self, filepath) -> None:
+        """Architecture, weights and optimizer state in one file, written atomically."""
+        compiled = None
+        arrays = self.get_weights()
+        if self.optimizer is not None:
+            state = self.optimizer.get_state()
+            compiled = {"optimizer": self.optimizer.name, "optimizer_config": self.optimizer.get_config(),
+                        "iterations": self.optimizer.iterations, "state_arrays": len(state),
+                        "loss": self.loss.name, "metrics": self.metrics}
+            arrays = arrays + state
+        description = {"model": self.get_config(), "input_shape": self._input_shape_for_save(),
+                       "weight_arrays": len(self.get_weights()), "compile": compiled}
+        saving.write_archive(filepath, saving.MODEL_FORMAT, description, arrays)
+
+    def _input_shape_for_save(self):
+        shape = self._input_shape() or getattr(self, "_seen_input_shape", None)
+        return None if shape is None else list(shape)
+
+    def save_weights(self, filepath) -> None:
+        description = {"layers": [[layer.name, list(layer.params)] for layer in self.layers]}
+        saving.write_archive(filepath, saving.WEIGHTS_FORMAT, description, self.get_weights())
+
+    def load_weights(self, filepath) -> None:
+        _, arrays = saving.read_archive(filepath, saving.WEIGHTS_FORMAT)
+        try:
+            self.set_weights(arrays)
+        except ValueError as e:
+            raise ValueError(f"{filepath}: the weights do not fit this model: {e}") from None
+
+
+def load_model(filepath, compile=True) -> Sequential:  # noqa: A002 (Keras' argument name)
+    """A model saved with ``model.save``: architecture, weights and, when it was compiled, the
+    optimizer with its state, so training continues where it stopped."""
+    header, arrays = saving.read_archive(filepath, saving.MODEL_FORMAT)
+    try:
+        model = Sequential.from_config(header["model"])
+        if header.get("input_shape") is not None:
+            model.build(tuple(header["input_shape"]))
+        n = header["weight_arrays"]
+        model.set_weights(arrays[:n])
+        spec = header.get("compile")
+        if compile and spec is not None:
+            model.compile(optimizers.from_config(spec["optimizer"], spec["optimizer_config"]), spec["loss"],
+                          spec["metrics"])
+            weights = [layer.params[name] for layer, name in model.trainable_weights_and_layers()]
+            model.optimizer.set_state(arrays[n : n + spec["state_arrays"]], spec["iterations"], weights)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{filepath}: the saved model cannot be rebuilt: {e}") from None
+    return model

@@ -1,0 +1,150 @@
+"""RMSprop, Adam and SGD with Keras' defaults and update rules (``keras.optimizers``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Optimizer:
+    name = ""
+    slots = ()  # per-weight state arrays, each shaped like its weight
+
+    def __init__(self, learning_rate=0.001):
+        self.learning_rate = float(learning_rate)
+        self.iterations = 0
+        self.state = None  # list (one per weight) of dict slot -> array
+
+    def apply(self, weights, grads) -> None:
+        """One update of every weight in place, from the gradients of the same order."""
+        if self.state is None:
+            self.state = [{s: np.zeros_like(w) for s in self.slots} for w in weights]
+        if len(self.state) != len(weights):
+            raise ValueError(f"{type(self).__name__}: built for {len(self.state)} weights, got {len(weights)}")
+        for w, g, s in zip(weights, grads, self.state):
+            self.update(w, g.astype(w.dtype, copy=False), s)
+        self.iterations += 1
+
+    def update(self, weight, grad, slots) -> None:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return {"learning_rate": self.learning_rate}
+
+    # State, for saving and loading a model mid-training.
+    def get_state(self) -> list:
+        return [] if self.state is None else [s[name] for s in self.state for name in self.slots]
+
+    def set_state(self, arrays, iterations, weights) -> None:
+        arrays = list(arrays)
+        if not arrays:
+            self.state, self.iterations = None, int(iterations)
+            return
+        if len(arrays) != len(weights) * len(self.slots):
+            raise ValueError(f"{type(self).__name__}: saved state has {len(arrays)} arrays, "
+                             f"expected {len(weights) * len(self.slots)}")
+        it = iter(arrays)
+        self.state = [{name: np.array(next(it), dtype=w.dtype) for name in self.slots} for w in weights]
+        for s, w in zip(self.state, weights):
+            for name, a in s.items():
+                if a.shape != w.shape:
+                    raise ValueError(f"{type(self).__name__}: saved '{name}' has shape {a.shape}, weight has {w.shape}")
+        self.iterations = int(iterations)
+
+
+class RMSprop(Optimizer):
+    """v = rho v + (1 - rho) g^2;  w -= lr g / sqrt(v + epsilon)  (with momentum: through a velocity)."""
+
+    name = "rmsprop"
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False):
+        super().__init__(learning_rate)
+        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.centered = bool(centered)
+        self.slots = ("velocity",) + (("momentum",) if self.momentum > 0 else ())
+        self.slots += ("average_grad",) if centered else ()
+
+    def update(self, w, g, s):
+        v = s["velocity"]
+        v *= self.rho
+        v += (1 - self.rho) * g * g
+        denominator = v + self.epsilon
+        if self.centered:
+            avg = s["average_grad"]
+            avg *= self.rho
+            avg += (1 - self.rho) * g
+            denominator = denominator - avg * avg
+        increment = self.learning_rate * g / np.sqrt(denominator)
+        if self.momentum > 0:
+            m = s["momentum"]
+            m *= self.momentum
+            m += increment
+            increment = m
+        w -= increment
+
+    def get_config(self):
+        return dict(super().get_config(), rho=self.rho, momentum=self.momentum, epsilon=self.epsilon,
+                    centered=self.centered)
+
+
+class Adam(Optimizer):
+    """Bias-corrected moments: w -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + epsilon)."""
+
+    name = "adam"
+    slots = ("momentum", "velocity")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+        super().__init__(learning_rate)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def update(self, w, g, s):
+        t = self.iterations + 1
+        alpha = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+        m, v = s["momentum"], s["velocity"]
+        m += (g - m) * (1 - self.beta_1)
+        v += (g * g - v) * (1 - self.beta_2)
+        w -= alpha * m / (np.sqrt(v) + self.epsilon)
+
+    def get_config(self):
+        return dict(super().get_config(), beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
+
+
+class SGD(Optimizer):
+    """w -= lr g; with momentum m = momentum m - lr g, w += m (Nesterov: w += momentum m - lr g)."""
+
+    name = "sgd"
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
+        super().__init__(learning_rate)
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.slots = ("momentum",) if self.momentum > 0 else ()
+
+    def update(self, w, g, s):
+        if self.momentum == 0:
+            w -= self.learning_rate * g
+            return
+        m = s["momentum"]
+        m *= self.momentum
+        m -= self.learning_rate * g
+        if self.nesterov:
+            w += self.momentum * m - self.learning_rate * g
+        else:
+            w += m
+
+    def get_config(self):
+        return dict(super().get_config(), momentum=self.momentum, nesterov=self.nesterov)
+
+
+_BY_NAME = {"rmsprop": RMSprop, "adam": Adam, "sgd": SGD}
+
+
+def get(identifier) -> Optimizer:
+    if isinstance(identifier, Optimizer):
+        return identifier
+    key = identifier.lower() if isinstance(identifier, str) else identifier
+    if key not in _BY_NAME:
+        raise ValueError(f"unknown optimizer {identifier!r}; known: {', '.join(_BY_NAME)}")
+    return _BY_NAME[key]()
+
+
+def from_config(name, config) -> Optimizer:
+    return _BY_NAME[name](**config)

@@ -1,0 +1,147 @@
+"""The loops behind Sequential.fit, evaluate and predict."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from . import _core
+from .callbacks import CallbackList, History, ProgbarLogger
+from .layers import Embedding
+from .utils.random import get_rng
+
+DEFAULT_BATCH_SIZE = 32  # Keras' default
+
+
+def _check_compiled(model):
+    if model.optimizer is None or model.loss is None:
+        raise RuntimeError("You must compile your model before training/testing. "
+                           "Use `model.compile(optimizer, loss)`.")
+
+
+def check_inputs(model, x, what="x"):
+    """x as an array with at least one sample, of ids when the model starts with an Embedding."""
+    if x is None:
+        raise ValueError(f"{what} is required")
+    x = np.asarray(x)
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError(f"{what} is empty (shape {x.shape}): at least one sample is needed")
+    first = model.layers[0] if model.layers else None
+    if isinstance(first, Embedding):
+        if x.dtype.kind not in "iu":
+            raise TypeError(f"{what}: the model starts with Embedding '{first.name}', which takes integer token ids, "
+                            f"got a {x.dtype} array (convert with .astype('int32') if the values are ids)")
+        try:
+            _core.check_token_ids(x, first.input_dim)  # here, so that positions refer to the caller's x
+        except IndexError as e:
+            raise IndexError(f"{what}: Embedding '{first.name}' (input_dim={first.input_dim}): {e}") from None
+    return x
+
+
+def check_data(model, x, y, what="x"):
+    x = check_inputs(model, x, what)
+    if y is None:
+        raise ValueError(f"labels for {what} are required")
+    y = np.asarray(y)
+    if y.ndim == 0 or y.shape[0] != x.shape[0]:
+        n = y.shape[0] if y.ndim else "a scalar"
+        raise ValueError(f"{what} and its labels have different numbers of samples: {x.shape[0]} and {n}")
+    return x, y
+
+
+def _batches(n, batch_size, order=None):
+    idx = np.arange(n) if order is None else order
+    for start in range(0, n, batch_size):
+        yield idx[start : start + batch_size]
+
+
+def _batch_size(batch_size):
+    if batch_size is None:
+        return DEFAULT_BATCH_SIZE
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
+def _logs(model, loss_sum, correct, seen, prefix=""):
+    logs = {prefix + "loss": loss_sum / seen}
+    for name in model.metrics:
+        logs[prefix + name] = correct / seen
+    return logs
+
+
+def _split_validation(x, y, validation_split, validation_data, model):
+    if validation_data is not None:
+        if len(validation_data) != 2:
+            raise ValueError("validation_data must be a tuple (x_val, y_val)")
+        return x, y, check_data(model, *validation_data, what="validation_data x")
+    if not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+    if validation_split == 0.0:
+        return x, y, None
+    split_at = int(x.shape[0] * (1.0 - validation_split))
+    if split_at == 0 or split_at == x.shape[0]:
+        raise ValueError(f"validation_split={validation_split} leaves no samples on one side of {x.shape[0]}")
+    return x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
+
+
+def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
+        initial_epoch):
+    _check_compiled(model)
+    x, y = check_data(model, x, y)
+    batch_size = _batch_size(batch_size)
+    x, y, validation = _split_validation(x, y, validation_split, validation_data, model)
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+    steps = -(-x.shape[0] // batch_size)
+    history = History()
+    chain = [history] + ([ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
+    cbs = CallbackList(chain, model, {"epochs": epochs, "steps": steps, "verbose": verbose})
+    model.stop_training = False
+    cbs.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        cbs.on_epoch_begin(epoch)
+        order = get_rng().permutation(x.shape[0]) if shuffle else None
+        loss_sum, correct, seen = 0.0, 0, 0
+        for step, idx in enumerate(_batches(x.shape[0], batch_size, order)):
+            cbs.on_train_batch_begin(step)
+            loss, right = model.train_on_batch(x[idx], y[idx])
+            loss_sum += loss * len(idx)
+            correct += right
+            seen += len(idx)
+            cbs.on_train_batch_end(step, _logs(model, loss_sum, correct, seen))
+        logs = _logs(model, loss_sum, correct, seen)
+        if validation is not None:
+            logs.update(_evaluate_logs(model, *validation, batch_size, prefix="val_"))
+        cbs.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    cbs.on_train_end()
+    model.history = history
+    return history
+
+
+def _evaluate_logs(model, x, y, batch_size, prefix=""):
+    loss_sum, correct = 0.0, 0
+    for idx in _batches(x.shape[0], batch_size):
+        loss, right = model.test_on_batch(x[idx], y[idx])
+        loss_sum += loss * len(idx)
+        correct += right
+    return _logs(model, loss_sum, correct, x.shape[0], prefix)
+
+
+def evaluate(model, x, y, batch_size, return_dict):
+    _check_compiled(model)
+    x, y = check_data(model, x, y)
+    logs = _evaluate_logs(model, x, y, _batch_size(batch_size))
+    if return_dict:
+        return logs
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
+
+
+def predict(model, x, batch_size):
+    x = check_inputs(model, x)
+    parts = [model._forward(x[idx], False) for idx in _batches(x.shape[0], _batch_size(batch_size))]
+    return np.concatenate(parts, axis=0)
