@@ -43,7 +43,8 @@ def _default_threads() -> int:
 
 set_num_threads(_default_threads())
 
-from . import callbacks, kernels, layers, losses, models, optimizers, reference, utils  # noqa: E402
+from . import callbacks, datasets, kernels, layers, losses, models, optimizers, preprocessing, reference, utils  # noqa: E402,I001
 
-__all__ = ["kernels", "reference", "layers", "models", "optimizers", "losses", "callbacks", "utils",
+__all__ = ["kernels", "reference", "layers", "models", "optimizers", "losses", "callbacks", "utils", "datasets",
+           "preprocessing",
            "set_num_threads", "get_num_threads", "build_info", "__version__"]

@@ -1,0 +1,7 @@
+"""``python -m rnnkit imdb ...``: the same as the ``rnnkit`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

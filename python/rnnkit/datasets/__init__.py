@@ -1,0 +1,5 @@
+"""Datasets, as in ``keras.datasets``."""
+
+from . import imdb
+
+__all__ = ["imdb"]

@@ -1,0 +1,5 @@
+"""Preprocessing, as in ``keras.preprocessing``."""
+
+from . import sequence
+
+__all__ = ["sequence"]
