@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "buffer_pool.hpp"
 #include "rnnkit/kernel_table.hpp"
 
 namespace py = pybind11;
@@ -165,12 +166,48 @@ index_t packed_rows(const Problem& p) {
   return rows;
 }
 
+// An uninitialized NumPy array whose memory comes from (and goes back to) the buffer pool.
 template <class T>
 py::array_t<T> new_array(const std::vector<index_t>& shape, const std::string& what) {
   index_t n = 1;
   for (index_t s : shape) n = checked_size({n, s}, sizeof(T), what);
-  return py::array_t<T>(shape);
+  struct Block {
+    void* data;
+    std::size_t bytes;
+  };
+  const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(n);
+  auto* block = new Block{buffer_pool::acquire(bytes), bytes};
+  py::capsule owner;
+  try {
+    owner = py::capsule(block, [](void* p) {
+      auto* b = static_cast<Block*>(p);
+      buffer_pool::release(b->data, b->bytes);
+      delete b;
+    });
+  } catch (...) {
+    buffer_pool::release(block->data, block->bytes);
+    delete block;
+    throw;
+  }
+  return py::array_t<T>(shape, static_cast<T*>(block->data), owner);
 }
+
+// Scratch memory from the buffer pool for the duration of one call.
+template <class T>
+class PooledScratch {
+ public:
+  explicit PooledScratch(index_t n) : bytes_(sizeof(T) * static_cast<std::size_t>(n)) {
+    data_ = static_cast<T*>(buffer_pool::acquire(bytes_));
+  }
+  ~PooledScratch() { buffer_pool::release(data_, bytes_); }
+  PooledScratch(const PooledScratch&) = delete;
+  PooledScratch& operator=(const PooledScratch&) = delete;
+  T* get() const { return data_; }
+
+ private:
+  std::size_t bytes_;
+  T* data_;
+};
 
 template <class T>
 py::array_t<T> copy_of(const py::array_t<T>& a) {
@@ -341,15 +378,19 @@ T* data_of(py::array_t<T>& a) {
 template <class T>
 py::tuple forward_impl(const CellSpec& cell, const py::array& x, const py::handle& kernel,
                        const py::handle& recurrent_kernel, const py::handle& bias, const py::handle& h0,
-                       const py::handle& c0, const py::handle& lengths, const std::string& padding) {
+                       const py::handle& c0, const py::handle& lengths, const std::string& padding,
+                       bool save_for_backward) {
   const auto in = check_forward<T>(cell, x, kernel, recurrent_kernel, bias, h0, c0, lengths, padding);
   const Problem& p = in.problem;
   auto outputs = new_array<T>({p.batch, p.timesteps, p.units}, "outputs");
   auto h = new_array<T>({p.batch, p.units}, "h");
   auto c = new_array<T>({cell_id(cell) == CellId::lstm ? p.batch : 0, p.units}, "c");
-  auto saved = new_saved(cell, in);
-  std::vector<T*> s;
-  for (auto& a : saved) s.push_back(data_of(a));
+  std::vector<py::array_t<T>> saved;
+  std::vector<T*> s(2 + cell.saved.size(), nullptr);  // all null: an inference run keeps nothing
+  if (save_for_backward) {
+    saved = new_saved(cell, in);
+    for (std::size_t i = 0; i < saved.size(); ++i) s[i] = data_of(saved[i]);
+  }
   const T *xd = in.x.data(), *w = in.kernel.data(), *u = in.recurrent_kernel.data(), *b = in.bias.data();
   T *out = data_of(outputs), *hd = data_of(h), *cd = data_of(c);
   {
@@ -367,7 +408,8 @@ py::tuple forward_impl(const CellSpec& cell, const py::array& x, const py::handl
         break;
     }
   }
-  py::tuple state = saved_tuple(cell, p, in.lengths, in.padding, as_list(saved));
+  py::object state = py::none();
+  if (save_for_backward) state = saved_tuple(cell, p, in.lengths, in.padding, as_list(saved));
   if (cell_id(cell) == CellId::lstm) return py::make_tuple(outputs, h, c, state);
   return py::make_tuple(outputs, h, state);
 }
@@ -395,19 +437,22 @@ py::tuple backward_impl(const CellSpec& cell, const py::tuple& saved, const py::
   for (auto& a : grads) g.push_back(data_of(a));
   std::vector<const T*> a;
   for (const auto& arr : s.arrays) a.push_back(arr.data());
+  const PooledScratch<T> workspace(
+      backward_ring_size(p.batch, p.timesteps, cell_id(cell) == CellId::simple_rnn ? H : 4 * H));
+  T* w = workspace.get();
   {
     py::gil_scoped_release release;
     const auto& k = kernels().get<T>();
     switch (cell_id(cell)) {
       case CellId::simple_rnn:
-        k.simple_rnn_backward(p, a[0], a[1], a[2], a[3], d_out_data, dh_data, g[0], g[1], g[2], g[3], g[4]);
+        k.simple_rnn_backward(p, a[0], a[1], a[2], a[3], d_out_data, dh_data, g[0], g[1], g[2], g[3], g[4], w);
         break;
       case CellId::lstm:
         k.lstm_backward(p, a[0], a[1], a[2], a[3], a[4], a[5], a[6], d_out_data, dh_data, dc_data, g[0], g[1], g[2],
-                        g[3], g[4], g[5]);
+                        g[3], g[4], g[5], w);
         break;
       case CellId::gru:
-        k.gru_backward(p, a[0], a[1], a[2], a[3], a[4], d_out_data, dh_data, g[0], g[1], g[2], g[3], g[4]);
+        k.gru_backward(p, a[0], a[1], a[2], a[3], a[4], d_out_data, dh_data, g[0], g[1], g[2], g[3], g[4], w);
         break;
     }
   }
@@ -421,10 +466,11 @@ py::tuple backward_impl(const CellSpec& cell, const py::tuple& saved, const py::
 
 py::tuple forward(const CellSpec& cell, const py::handle& x, const py::handle& kernel,
                   const py::handle& recurrent_kernel, const py::handle& bias, const py::handle& h0,
-                  const py::handle& c0, const py::handle& lengths, const std::string& padding) {
+                  const py::handle& c0, const py::handle& lengths, const std::string& padding,
+                  bool save_for_backward) {
   const py::array xa = to_array(x, "x");
   return RNNKIT_BY_FLOAT_TYPE(forward_impl, float_size_of(xa), cell, xa, kernel, recurrent_kernel, bias, h0, c0,
-                              lengths, padding);
+                              lengths, padding, save_for_backward);
 }
 
 py::tuple backward(const CellSpec& cell, const py::tuple& saved, const py::handle& d_outputs, const py::handle& d_h,
@@ -539,27 +585,30 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "simple_rnn_forward",
       [](const py::handle& x, const py::handle& kernel, const py::handle& recurrent_kernel, const py::handle& bias,
-         const py::handle& h0, const py::handle& lengths, const std::string& padding) {
-        return forward(kSimpleRnn, x, kernel, recurrent_kernel, bias, h0, py::none(), lengths, padding);
+         const py::handle& h0, const py::handle& lengths, const std::string& padding, bool save_for_backward) {
+        return forward(kSimpleRnn, x, kernel, recurrent_kernel, bias, h0, py::none(), lengths, padding,
+                       save_for_backward);
       },
       py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0") = py::none(),
-      py::arg("lengths") = py::none(), py::arg("padding") = "pre");
+      py::arg("lengths") = py::none(), py::arg("padding") = "pre", py::arg("save_for_backward") = true);
   m.def(
       "lstm_forward",
       [](const py::handle& x, const py::handle& kernel, const py::handle& recurrent_kernel, const py::handle& bias,
-         const py::handle& h0, const py::handle& c0, const py::handle& lengths, const std::string& padding) {
-        return forward(kLstm, x, kernel, recurrent_kernel, bias, h0, c0, lengths, padding);
+         const py::handle& h0, const py::handle& c0, const py::handle& lengths, const std::string& padding,
+         bool save_for_backward) {
+        return forward(kLstm, x, kernel, recurrent_kernel, bias, h0, c0, lengths, padding, save_for_backward);
       },
       py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0") = py::none(),
-      py::arg("c0") = py::none(), py::arg("lengths") = py::none(), py::arg("padding") = "pre");
+      py::arg("c0") = py::none(), py::arg("lengths") = py::none(), py::arg("padding") = "pre",
+      py::arg("save_for_backward") = true);
   m.def(
       "gru_forward",
       [](const py::handle& x, const py::handle& kernel, const py::handle& recurrent_kernel, const py::handle& bias,
-         const py::handle& h0, const py::handle& lengths, const std::string& padding) {
-        return forward(kGru, x, kernel, recurrent_kernel, bias, h0, py::none(), lengths, padding);
+         const py::handle& h0, const py::handle& lengths, const std::string& padding, bool save_for_backward) {
+        return forward(kGru, x, kernel, recurrent_kernel, bias, h0, py::none(), lengths, padding, save_for_backward);
       },
       py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0") = py::none(),
-      py::arg("lengths") = py::none(), py::arg("padding") = "pre");
+      py::arg("lengths") = py::none(), py::arg("padding") = "pre", py::arg("save_for_backward") = true);
   m.def(
       "check_token_ids", [](const py::handle& ids, index_t rows) { checked_ids(ids, rows); }, py::arg("ids"),
       py::arg("rows"), "IndexError naming the first id outside [0, rows) and its position; TypeError unless integers");

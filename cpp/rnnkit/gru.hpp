@@ -7,7 +7,8 @@
 // Shapes (B batch, T timesteps, F features, H units, N packed rows):
 //   x (B,T,F)  kernel (F,3H)  recurrent_kernel (H,3H)  bias (2,3H)  h0 (B,H) or null = zeros
 //   outputs (B,T,H)  h_last (B,H)
-//   saved: x_packed (N,F), gates (N,4H) = z r hh m_h, states (B+N,H)
+//   saved for the backward, or all null for inference: x_packed (N,F), gates (N,4H) = z r hh m_h,
+//   states (B+N,H)
 #pragma once
 
 #include "recurrent.hpp"
@@ -19,40 +20,49 @@ template <class T>
 void gru_forward(const Problem& p, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
                  const T* h0, T* outputs, T* h_last, T* x_packed, T* gates, T* states) {
   const PackedLayout layout(p);
-  const index_t H = p.units;
-  const index_t G = 4 * H;
-  load_initial_states(layout, h0, H, states);
-  pack_and_project(p, layout, x, kernel, 3 * H, bias, x_packed, gates, G);
-  const int parts = step_loop_parts<T>(p);
-  parallel_parts(parts, [&](int part) {
-    auto m = scratch<T>(kBlockRows<T> * 3 * H);  // h_{t-1} · recurrent_kernel + bias[1] of one block
+  const index_t F = p.features, H = p.units, G = 4 * H;
+  const bool training = x_packed != nullptr;
+  const auto own_h = training ? nullptr : scratch<T>(p.batch * H);
+  const StateArray<T> hs{training ? states : own_h.get(), H, layout, training};
+  load_initial_states(layout, h0, H, hs.data);
+  parallel_parts(step_loop_parts<T>(p), [&](int part, int parts) {
+    const auto block_x = scratch<T>(kBlockRows<T> * F);
+    const auto block_z = scratch<T>(kBlockRows<T> * G);
+    const auto m = scratch<T>(kBlockRows<T> * 3 * H);  // h_{t-1} · recurrent_kernel + bias[1] of one block
     for (index_t k = 0; k < layout.steps(); ++k) {
       for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) {
         const index_t row0 = layout.offset[k] + first;
-        gemm(count, 3 * H, H, states + layout.state_row(k - 1, first) * H, H, 1, recurrent_kernel, 3 * H, m.get(),
-             3 * H, Init::row, bias + 3 * H);
+        T* xb = training ? x_packed + row0 * F : block_x.get();
+        T* z = training ? gates + row0 * G : block_z.get();
+        pack_inputs(layout, x, F, k, first, count, xb);
+        // reset_after keeps the two products apart: r multiplies only the recurrent one
+        gemm(count, 3 * H, F, xb, F, 1, kernel, 3 * H, z, G, Init::row, bias);
+        gemm(count, 3 * H, H, hs.before(k, first), H, 1, recurrent_kernel, 3 * H, m.get(), 3 * H, Init::row,
+             bias + 3 * H);
         for (index_t i = 0; i < count; ++i) {
           const index_t r = first + i;
-          T* gi = gates + (row0 + i) * G;  // x_z x_r x_h on entry; z r hh m_h on exit
+          T* gi = z + i * G;  // x_z x_r x_h on entry; z r hh m_h on exit
           const T* mi = m.get() + i * 3 * H;
-          const T* h_prev = states + layout.state_row(k - 1, r) * H;
-          T* h = states + layout.state_row(k, r) * H;
+          const T* h_prev = hs.before(k, r);
+          T* h = hs.after(k, r);
+          T* out = at_step(layout, outputs, H, k, r);
           RNNKIT_SIMD_LOOP
           for (index_t j = 0; j < H; ++j) {
-            const T z = sigmoid(gi[j] + mi[j]);
+            const T zg = sigmoid(gi[j] + mi[j]);
             const T rg = sigmoid(gi[H + j] + mi[H + j]);
             const T hh = tanh_approx(gi[2 * H + j] + rg * mi[2 * H + j]);
-            gi[j] = z;
+            gi[j] = zg;
             gi[H + j] = rg;
             gi[2 * H + j] = hh;
             gi[3 * H + j] = mi[2 * H + j];
-            h[j] = z * h_prev[j] + (T(1) - z) * hh;
+            const T hj = zg * h_prev[j] + (T(1) - zg) * hh;
+            h[j] = hj;
+            out[j] = hj;
           }
-          std::copy(h, h + H, at_step(layout, outputs, H, k, r));
         }
       });
     }
-    finish_sequences(layout, part, parts, states, H, outputs, h_last);
+    finish_sequences(layout, part, parts, hs, outputs, h_last);
   });
 }
 
@@ -63,59 +73,56 @@ void gru_forward(const Problem& p, const T* x, const T* kernel, const T* recurre
 //   dkernel = sum x_t^T [dz_z dz_r dz_h]     drecurrent_kernel = sum h_{t-1}^T [dz_z dz_r dm_h]
 //   dbias[0] = sum [dz_z dz_r dz_h]          dbias[1] = sum [dz_z dz_r dm_h]
 // d_outputs (B,T,H) and d_h (B,H) may be null (zero).
-// dx (B,T,F) dkernel (F,3H) drecurrent_kernel (H,3H) dbias (2,3H) dh0 (B,H).
+// dx (B,T,F) dkernel (F,3H) drecurrent_kernel (H,3H) dbias (2,3H) dh0 (B,H);
+// ring: backward_ring_size(B, T, 4H) elements of scratch, for dz_z dz_r dz_h dm_h.
 template <class T>
 void gru_backward(const Problem& p, const T* kernel, const T* recurrent_kernel, const T* x_packed, const T* gates,
                   const T* states, const T* d_outputs, const T* d_h, T* dx, T* dkernel, T* drecurrent_kernel,
-                  T* dbias, T* dh0) {
+                  T* dbias, T* dh0, T* ring) {
   const PackedLayout layout(p);
-  const index_t H = p.units;
-  const index_t G = 4 * H;
-  auto dz = scratch<T>(layout.rows() * G);  // dz_z dz_r dz_h dm_h
+  const index_t F = p.features, H = p.units, G = 4 * H;
   auto d_state = scratch<T>(p.batch * H);
   const auto recurrent_t = transposed(recurrent_kernel, H, 3 * H);
+  const auto kernel_t = transposed(kernel, F, 3 * H);
+  const auto dx_blocks = scratch<T>(p.threads * kBlockRows<T> * F);
   load_final_state_gradients(layout, d_h, d_outputs, H, d_state.get());
-  const int parts = step_loop_parts<T>(p);
-  parallel_parts(parts, [&](int part) {
-    for (index_t k = layout.steps() - 1; k >= 0; --k) {
-      for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) {
-        const index_t row0 = layout.offset[k] + first;
-        T* dz_block = dz.get() + row0 * G;
-        for (index_t i = 0; i < count; ++i) {
-          const index_t r = first + i;
-          const T* a = gates + (row0 + i) * G;  // z r hh m_h
-          const T* h_prev = states + layout.state_row(k - 1, r) * H;
-          T* dh = d_state.get() + r * H;  // gradient of h_t in, dh z out
-          const T* d_out = d_outputs ? at_step(layout, d_outputs, H, k, r) : nullptr;
-          T* d = dz_block + i * G;
-          RNNKIT_SIMD_LOOP
-          for (index_t j = 0; j < H; ++j) {
-            const T z = a[j], rg = a[H + j], hh = a[2 * H + j], mh = a[3 * H + j];
-            const T dhj = d_out ? dh[j] + d_out[j] : dh[j];
-            const T dzh = dhj * (T(1) - z) * (T(1) - hh * hh);
-            d[j] = dhj * (h_prev[j] - hh) * z * (T(1) - z);
-            d[H + j] = dzh * mh * rg * (T(1) - rg);
-            d[2 * H + j] = dzh;
-            d[3 * H + j] = dzh * rg;
-            dh[j] = dhj * z;
-          }
-        }
-        T* dh_block = d_state.get() + first * H;
-        gemm(count, H, 2 * H, dz_block, G, 1, recurrent_t.get(), H, dh_block, H, Init::load);
-        gemm(count, H, H, dz_block + 3 * H, G, 1, recurrent_t.get() + 2 * H * H, H, dh_block, H, Init::load);
-      });
+  const auto step = [&](index_t k, index_t first, index_t count, T* dz, int part) {
+    const index_t row0 = layout.offset[k] + first;
+    for (index_t i = 0; i < count; ++i) {
+      const index_t r = first + i;
+      const T* a = gates + (row0 + i) * G;  // z r hh m_h
+      const T* h_prev = states + layout.state_row(k - 1, r) * H;
+      T* dh = d_state.get() + r * H;  // gradient of h_t in, dh z out
+      const T* d_out = d_outputs ? at_step(layout, d_outputs, H, k, r) : nullptr;
+      T* d = dz + i * G;
+      RNNKIT_SIMD_LOOP
+      for (index_t j = 0; j < H; ++j) {
+        const T z = a[j], rg = a[H + j], hh = a[2 * H + j], mh = a[3 * H + j];
+        const T dhj = d_out ? dh[j] + d_out[j] : dh[j];
+        const T dzh = dhj * (T(1) - z) * (T(1) - hh * hh);
+        d[j] = dhj * (h_prev[j] - hh) * z * (T(1) - z);
+        d[H + j] = dzh * mh * rg * (T(1) - rg);
+        d[2 * H + j] = dzh;
+        d[3 * H + j] = dzh * rg;
+        dh[j] = dhj * z;
+      }
     }
-  });
-  store_initial_state_gradients(layout, d_state.get(), H, dh0);
-  const auto kernel_t = transposed(kernel, p.features, 3 * H);
-  input_gradients(p, layout, dz.get(), G, 3 * H, kernel_t.get(), dx);
+    // dh_{t-1} += [dz_z dz_r] · U_zr^T + dm_h · U_h^T, in one pass
+    gemm2<T>(count, H, {2 * H, dz, G, 1, recurrent_t.get(), H}, {H, dz + 3 * H, G, 1, recurrent_t.get() + 2 * H * H, H},
+             d_state.get() + first * H, H, Init::load);
+    T* dx_block = dx_blocks.get() + part * kBlockRows<T> * F;
+    gemm(count, F, 3 * H, dz, G, 1, kernel_t.get(), F, dx_block, F, Init::zero);
+    scatter_rows(layout, dx_block, F, k, first, count, dx);
+  };
   T* db_input = dbias;
   T* db_recurrent = dbias + 3 * H;
-  weight_gradients<T>(p, layout, dz.get(), G,
-                      {{x_packed, false, p.features, 0, 3 * H, dkernel, 3 * H},
-                       {states, true, H, 0, 2 * H, drecurrent_kernel, 3 * H},
-                       {states, true, H, 3 * H, H, drecurrent_kernel + 2 * H, 3 * H}},
-                      {{0, 3 * H, db_input}, {0, 2 * H, db_recurrent}, {3 * H, H, db_recurrent + 2 * H}});
+  backward_over_steps<T>(p, layout, G,
+                         {{x_packed, false, F, 0, 3 * H, dkernel, 3 * H},
+                          {states, true, H, 0, 2 * H, drecurrent_kernel, 3 * H},
+                          {states, true, H, 3 * H, H, drecurrent_kernel + 2 * H, 3 * H}},
+                         {{0, 3 * H, db_input}, {0, 2 * H, db_recurrent}, {3 * H, H, db_recurrent + 2 * H}}, ring, step,
+                         [&](int part, int parts) { zero_padded_steps<T>(layout, part, parts, F, dx); });
+  store_initial_state_gradients(layout, d_state.get(), H, dh0);
 }
 
 }  // namespace RNNKIT_ISA

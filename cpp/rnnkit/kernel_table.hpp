@@ -14,19 +14,19 @@ struct CellKernels {
                              const T* h0, T* outputs, T* h_last, T* x_packed, T* states);
   void (*simple_rnn_backward)(const Problem&, const T* kernel, const T* recurrent_kernel, const T* x_packed,
                               const T* states, const T* d_outputs, const T* d_h, T* dx, T* dkernel,
-                              T* drecurrent_kernel, T* dbias, T* dh0);
+                              T* drecurrent_kernel, T* dbias, T* dh0, T* ring);
   void (*lstm_forward)(const Problem&, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
                        const T* h0, const T* c0, T* outputs, T* h_last, T* c_last, T* x_packed, T* gates, T* states,
                        T* cells, T* tanh_cells);
   void (*lstm_backward)(const Problem&, const T* kernel, const T* recurrent_kernel, const T* x_packed,
                         const T* gates, const T* states, const T* cells, const T* tanh_cells, const T* d_outputs,
                         const T* d_h, const T* d_c, T* dx, T* dkernel, T* drecurrent_kernel, T* dbias, T* dh0,
-                        T* dc0);
+                        T* dc0, T* ring);
   void (*gru_forward)(const Problem&, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
                       const T* h0, T* outputs, T* h_last, T* x_packed, T* gates, T* states);
   void (*gru_backward)(const Problem&, const T* kernel, const T* recurrent_kernel, const T* x_packed, const T* gates,
                        const T* states, const T* d_outputs, const T* d_h, T* dx, T* dkernel, T* drecurrent_kernel,
-                       T* dbias, T* dh0);
+                       T* dbias, T* dh0, T* ring);
   void (*embedding_forward)(const std::int64_t* ids, index_t count, const T* table, index_t width, T* out);
   void (*embedding_backward)(const std::int64_t* ids, index_t count, const T* d_out, index_t rows, index_t width,
                              T* d_table);

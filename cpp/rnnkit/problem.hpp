@@ -21,4 +21,13 @@ struct Problem {
   int threads = 1;
 };
 
+// The backward reduces the weight gradients every kBackwardChunkSteps steps, so it keeps the gate
+// gradients of two such chunks only: backward_ring_size(...) elements of scratch.
+inline constexpr index_t kBackwardChunkSteps = 16;
+
+inline index_t backward_ring_size(index_t batch, index_t timesteps, index_t gate_columns) {
+  const index_t steps = timesteps < kBackwardChunkSteps ? timesteps : kBackwardChunkSteps;
+  return 2 * steps * batch * gate_columns;
+}
+
 }  // namespace rnnkit

@@ -1,6 +1,7 @@
-// The passes every recurrent cell shares: moving sequences in and out of the packed layout, the input
-// projection of all steps as one product, and the input and weight gradients as products over all
-// steps. Each cell header (simple_rnn.hpp, lstm.hpp, gru.hpp) adds only its step loop.
+// The passes every recurrent cell shares: moving sequences in and out of the packed layout, and the
+// weight gradients as one product over all steps. Each cell header (simple_rnn.hpp, lstm.hpp, gru.hpp)
+// adds its step loops: per step and block of rows, [x_t h_{t-1}] · [kernel; recurrent_kernel] as one
+// register-tiled product followed by the gate arithmetic, all while the block is in L1.
 #pragma once
 
 #include <algorithm>
@@ -54,37 +55,35 @@ T* at_step(const PackedLayout& layout, T* seq, index_t width, index_t k, index_t
   return seq + (layout.order[r] * layout.timesteps + layout.time(k, r)) * width;
 }
 
-// Calls fn(begin, end) for consecutive chunks of kRowChunk packed rows, split between threads. The
-// chunks sit on a fixed grid, so a row is multiplied in the same tile whatever the thread count, and a
-// chunk of rows stays in cache between the passes over it.
-inline constexpr index_t kRowChunk = 256;
-
-template <class Fn>
-void for_each_row_chunk(const Problem& p, index_t rows, const Fn& fn) {
-  const index_t chunks = (rows + kRowChunk - 1) / kRowChunk;
-  const int parts = static_cast<int>(std::max<index_t>(1, std::min<index_t>(p.threads, chunks)));
-  parallel_parts(parts, [&](int part) {
-    index_t begin, end;
-    even_share(chunks, part, parts, begin, end);
-    for (index_t c = begin; c < end; ++c) fn(c * kRowChunk, std::min(rows, (c + 1) * kRowChunk));
-  });
-}
-
-// x (batch, timesteps, features) -> x_packed (rows, features), then
-// out[p] = x_packed[p] · kernel (features, cols) + bias for every packed row p: one product over all
-// steps. out has row stride ld_out.
+// dst[0..n) = src[0..n) for the short rows of the step loops: inline, where a library memmove call
+// per row would cost more than the copy.
 template <class T>
-void pack_and_project(const Problem& p, const PackedLayout& layout, const T* x, const T* kernel, index_t cols,
-                      const T* bias, T* x_packed, T* out, index_t ld_out) {
-  const index_t F = p.features;
-  const index_t rows = layout.rows();
-  for_each_row_chunk(p, rows, [&](index_t c0, index_t c1) {
-    layout.for_each_packed_row(c0, c1, [&](index_t k, index_t r, index_t row) {
-      std::memcpy(x_packed + row * F, at_step(layout, x, F, k, r), sizeof(T) * F);
-    });
-    gemm(c1 - c0, cols, F, x_packed + c0 * F, F, 1, kernel, cols, out + c0 * ld_out, ld_out, Init::row, bias);
-  });
+inline void copy_row(const T* src, index_t n, T* dst) {
+  RNNKIT_SIMD_LOOP
+  for (index_t j = 0; j < n; ++j) dst[j] = src[j];
 }
+
+// Copies timestep time(k, r) of rows first .. first+count-1 from x (batch, timesteps, features) to
+// consecutive rows of dst.
+template <class T>
+void pack_inputs(const PackedLayout& layout, const T* x, index_t features, index_t k, index_t first, index_t count,
+                 T* dst) {
+  for (index_t i = 0; i < count; ++i) copy_row(at_step(layout, x, features, k, first + i), features, dst + i * features);
+}
+
+// Where the states of a sequence live. Training keeps every step's state (layout.hpp); inference
+// keeps only the latest one per row and updates it in place.
+template <class T>
+struct StateArray {
+  T* data;
+  index_t units;
+  const PackedLayout& layout;
+  bool every_step;
+
+  T* before(index_t k, index_t r) const { return data + (every_step ? layout.state_row(k - 1, r) : r) * units; }
+  T* after(index_t k, index_t r) const { return data + (every_step ? layout.state_row(k, r) : r) * units; }
+  const T* last(index_t r) const { return data + (every_step ? layout.final_state_row(r) : r) * units; }
+};
 
 // Calls fn(first, count) for every block of rows that belongs to part (all rows, running or not).
 template <class T, class Fn>
@@ -98,14 +97,15 @@ void for_each_owned_block(const PackedLayout& layout, int part, int parts, const
 // outputs is null, at the padded steps of outputs (batch, timesteps, units) what a masked step gives
 // in Keras: zeros before the first real step, the previous output after the last one.
 template <class T>
-void finish_sequences(const PackedLayout& layout, int part, int parts, const T* states, index_t units,
-                      T* outputs, T* last) {
+void finish_sequences(const PackedLayout& layout, int part, int parts, const StateArray<T>& states, T* outputs,
+                      T* last) {
   const index_t T_ = layout.timesteps;
+  const index_t units = states.units;
   for_each_owned_block<T>(layout, part, parts, [&](index_t first, index_t count) {
     for (index_t r = first; r < first + count; ++r) {
       const index_t b = layout.order[r];
       const index_t len = layout.length[r];
-      const T* final_state = states + layout.final_state_row(r) * units;
+      const T* final_state = states.last(r);
       std::copy(final_state, final_state + units, last + b * units);
       if (len == T_ || outputs == nullptr) continue;
       T* out_b = outputs + b * T_ * units;
@@ -151,25 +151,28 @@ void store_initial_state_gradients(const PackedLayout& layout, const T* d_state,
   }
 }
 
-// dx (batch, timesteps, features) = d_gates[:, :cols] · kernel^T at every real step, zero at padded
-// steps. kernel_t is kernel transposed, (cols, features).
+// Rows first .. first+count-1 of src (count, width) to timestep time(k, r) of dst (batch, timesteps, width).
 template <class T>
-void input_gradients(const Problem& p, const PackedLayout& layout, const T* d_gates, index_t ld_gates, index_t cols,
-                     const T* kernel_t, T* dx) {
-  const index_t F = p.features;
-  const index_t rows = layout.rows();
-  if (rows < p.batch * p.timesteps) std::fill(dx, dx + p.batch * p.timesteps * F, T(0));
-  for_each_row_chunk(p, rows, [&](index_t c0, index_t c1) {
-    const auto dx_packed = scratch<T>(kRowChunk * F);
-    gemm(c1 - c0, F, cols, d_gates + c0 * ld_gates, ld_gates, 1, kernel_t, F, dx_packed.get(), F, Init::zero);
-    layout.for_each_packed_row(c0, c1, [&](index_t k, index_t r, index_t row) {
-      const T* src = dx_packed.get() + (row - c0) * F;
-      std::copy(src, src + F, at_step(layout, dx, F, k, r));
-    });
+void scatter_rows(const PackedLayout& layout, const T* src, index_t width, index_t k, index_t first, index_t count,
+                  T* dst) {
+  for (index_t i = 0; i < count; ++i) copy_row(src + i * width, width, at_step(layout, dst, width, k, first + i));
+}
+
+// Zeros the padded timesteps of part's rows in seq (batch, timesteps, width): no gradient reaches them.
+template <class T>
+void zero_padded_steps(const PackedLayout& layout, int part, int parts, index_t width, T* seq) {
+  const index_t T_ = layout.timesteps;
+  for_each_owned_block<T>(layout, part, parts, [&](index_t first, index_t count) {
+    for (index_t r = first; r < first + count; ++r) {
+      const index_t len = layout.length[r];
+      T* row = seq + layout.order[r] * T_ * width;
+      const index_t begin = layout.pre_padding ? 0 : len;  // the padded steps: [begin, begin + T - len)
+      std::fill(row + begin * width, row + (begin + T_ - len) * width, T(0));
+    }
   });
 }
 
-// out (source_cols, cols) = sum over all real steps of source^T · d_gates[:, grad_col : grad_col+cols]
+// out (source_cols, cols) += source^T · d_gates[:, grad_col : grad_col+cols] over the real steps
 template <class T>
 struct WeightGradient {
   const T* source;      // x_packed (packed rows) or states
@@ -181,7 +184,7 @@ struct WeightGradient {
   index_t ld_out;
 };
 
-// out (cols) = sum over all real steps of d_gates[:, grad_col : grad_col+cols]
+// out (cols) += d_gates[:, grad_col : grad_col+cols] over the real steps
 template <class T>
 struct BiasGradient {
   index_t grad_col;
@@ -189,39 +192,56 @@ struct BiasGradient {
   T* out;
 };
 
-// Every weight and bias gradient in one pass over the steps. Threads split the columns, each summing
-// over all steps in the same order, so the result does not depend on the number of threads.
-template <class T>
-void weight_gradients(const Problem& p, const PackedLayout& layout, const T* d_gates, index_t ld_gates,
-                      const std::vector<WeightGradient<T>>& weights, const std::vector<BiasGradient<T>>& biases) {
-  double flops = 0;
+// The backward step loop the cells share. Steps run from last to first in chunks of
+// kBackwardChunkSteps. In a chunk, each part runs step(k, first, count, d_gates_rows, part) over its
+// blocks of rows, writing those rows' d_gates; then, after a barrier, each part adds the chunk's share
+// of every weight and bias gradient for a fixed range of columns, while the chunk's d_gates are still
+// in cache. ring holds two chunks of d_gates (backward_ring_size), all the memory this takes; the
+// sums run over the steps in the same order for any number of parts. finish(part, parts) runs last.
+template <class T, class Step, class Finish>
+void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t ld_gates,
+                         const std::vector<WeightGradient<T>>& weights, const std::vector<BiasGradient<T>>& biases,
+                         T* ring, const Step& step, const Finish& finish) {
   for (const auto& w : weights) {
     for (index_t i = 0; i < w.source_cols; ++i) std::fill(w.out + i * w.ld_out, w.out + i * w.ld_out + w.cols, T(0));
-    flops += 2.0 * layout.rows() * w.source_cols * w.cols;
   }
   for (const auto& b : biases) std::fill(b.out, b.out + b.cols, T(0));
-  const int parts = flops < 1e6 ? 1 : p.threads;
-  parallel_parts(parts, [&](int part) {
-    for (index_t k = 0; k < layout.steps(); ++k) {
-      const index_t n = layout.active[k];
-      const T* g = d_gates + layout.offset[k] * ld_gates;
-      for (const auto& w : weights) {
-        index_t c0, c1;
-        column_share<T>(w.cols, part, parts, c0, c1);
-        if (c0 >= c1) continue;
-        const T* a = w.source + (w.from_states ? layout.state_row(k - 1, 0) : layout.offset[k]) * w.source_cols;
-        gemm(w.source_cols, c1 - c0, n, a, index_t(1), w.source_cols, g + w.grad_col + c0, ld_gates, w.out + c0,
-             w.ld_out, Init::load);
+  const index_t slot = backward_ring_size(layout.batch, layout.timesteps, ld_gates) / 2;
+  Barrier barrier;
+  parallel_parts(step_loop_parts<T>(p), [&](int part, int parts) {
+    index_t chunk = 0;
+    for (index_t end = layout.steps(); end > 0; end -= kBackwardChunkSteps, ++chunk) {
+      const index_t begin = std::max<index_t>(0, end - kBackwardChunkSteps);
+      T* base = ring + (chunk % 2) * slot;
+      const auto gates_of_step = [&](index_t k) { return base + (layout.offset[k] - layout.offset[begin]) * ld_gates; };
+      for (index_t k = end - 1; k >= begin; --k) {
+        for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) {
+          step(k, first, count, gates_of_step(k) + first * ld_gates, part);
+        });
       }
-      for (const auto& b : biases) {
-        index_t c0, c1;
-        column_share<T>(b.cols, part, parts, c0, c1);
-        for (index_t r = 0; r < n; ++r) {
-          const T* gr = g + r * ld_gates + b.grad_col;
-          for (index_t j = c0; j < c1; ++j) b.out[j] += gr[j];
+      barrier.arrive_and_wait(parts);  // every row's d_gates of the chunk are written
+      for (index_t k = begin; k < end; ++k) {
+        const index_t n = layout.active[k];
+        const T* g = gates_of_step(k);
+        for (const auto& w : weights) {
+          index_t c0, c1;
+          column_share<T>(w.cols, part, parts, c0, c1);
+          if (c0 >= c1) continue;
+          const T* a = w.source + (w.from_states ? layout.state_row(k - 1, 0) : layout.offset[k]) * w.source_cols;
+          gemm(w.source_cols, c1 - c0, n, a, index_t(1), w.source_cols, g + w.grad_col + c0, ld_gates, w.out + c0,
+               w.ld_out, Init::load);
+        }
+        for (const auto& b : biases) {
+          index_t c0, c1;
+          column_share<T>(b.cols, part, parts, c0, c1);
+          for (index_t r = 0; r < n; ++r) {
+            const T* gr = g + r * ld_gates + b.grad_col;
+            for (index_t j = c0; j < c1; ++j) b.out[j] += gr[j];
+          }
         }
       }
     }
+    finish(part, parts);
   });
 }
 

@@ -18,7 +18,8 @@ steps: the state carries over, an output repeats the previous output (zeros befo
 step), and no gradient flows through them.
 
 Each backward takes the forward's result and the loss gradient with respect to the outputs and/or
-the last states (None = zero), and returns one gradient per input, shaped like it. The kernels run
+the last states (None = zero), and returns one gradient per input, shaped like it. A forward with
+``save_for_backward=False`` (inference) keeps nothing for a backward and runs faster. The kernels run
 with the GIL released, on ``rnnkit.get_num_threads()`` threads; results do not depend on that number.
 """
 
@@ -51,12 +52,14 @@ __all__ = [
 ArrayOrNone = Optional[np.ndarray]
 
 
-def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre") -> SimpleRNNForward:
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre",
+                       save_for_backward=True) -> SimpleRNNForward:
     """h_t = tanh(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias) for every step.
 
     Returns ``.outputs`` (batch, timesteps, units) and ``.h`` (batch, units).
     """
-    outputs, h, saved = _core.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, lengths, padding)
+    outputs, h, saved = _core.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, lengths, padding,
+                                                 save_for_backward)
     return SimpleRNNForward(outputs, h, saved)
 
 
@@ -66,13 +69,15 @@ def simple_rnn_backward(fwd: SimpleRNNForward, d_outputs=None, d_h=None) -> Simp
     return SimpleRNNGradients(*_core.simple_rnn_backward(fwd.saved, d_outputs, d_h))
 
 
-def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths=None, padding="pre") -> LSTMForward:
+def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths=None, padding="pre",
+                 save_for_backward=True) -> LSTMForward:
     """Keras' LSTM: i, f, o = sigmoid, g = tanh of x_t @ kernel + h_{t-1} @ recurrent_kernel + bias;
     c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
 
     Returns ``.outputs`` (batch, timesteps, units), ``.h`` and ``.c`` (batch, units).
     """
-    outputs, h, c, saved = _core.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, lengths, padding)
+    outputs, h, c, saved = _core.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, lengths, padding,
+                                              save_for_backward)
     return LSTMForward(outputs, h, c, saved)
 
 
@@ -82,13 +87,14 @@ def lstm_backward(fwd: LSTMForward, d_outputs=None, d_h=None, d_c=None) -> LSTMG
     return LSTMGradients(*_core.lstm_backward(fwd.saved, d_outputs, d_h, d_c))
 
 
-def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre") -> GRUForward:
+def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre",
+                save_for_backward=True) -> GRUForward:
     """Keras' GRU with reset_after=True: z, r = sigmoid(x W + b_in + h U + b_rec),
     hh = tanh(x W_h + b_in_h + r (h U_h + b_rec_h)), h_t = z h_{t-1} + (1 - z) hh.
 
     Returns ``.outputs`` (batch, timesteps, units) and ``.h`` (batch, units).
     """
-    outputs, h, saved = _core.gru_forward(x, kernel, recurrent_kernel, bias, h0, lengths, padding)
+    outputs, h, saved = _core.gru_forward(x, kernel, recurrent_kernel, bias, h0, lengths, padding, save_for_backward)
     return GRUForward(outputs, h, saved)
 
 

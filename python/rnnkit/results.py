@@ -64,6 +64,8 @@ class GRUGradients:
 
 
 def check_forward_result(fwd: Any, expected: type, producer: str, saved_type: Optional[type] = None) -> None:
-    """TypeError unless ``fwd`` is what ``producer`` returns."""
+    """TypeError unless ``fwd`` is what ``producer`` returns, run so that it kept what a backward needs."""
+    if isinstance(fwd, expected) and fwd.saved is None:
+        raise TypeError(f"fwd: {producer} ran with save_for_backward=False and kept nothing for a backward")
     if not isinstance(fwd, expected) or (saved_type is not None and not isinstance(fwd.saved, saved_type)):
         raise TypeError(f"fwd: expected the result of {producer}, got {type(fwd).__name__}")

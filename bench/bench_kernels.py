@@ -1,0 +1,264 @@
+"""Recurrent kernels side by side: rnnkit, the NumPy reference and PyTorch (when installed).
+
+    python bench/bench_kernels.py                 # the tutorial shape and the sweep, ~3 minutes
+    python bench/bench_kernels.py --quick         # the tutorial shape only
+
+For SimpleRNN, LSTM and GRU it times the recurrent layer's training step (forward + full backward,
+input gradient included) and its inference forward, and a whole model's training step (Embedding ->
+RNN -> Dense -> binary cross-entropy -> RMSprop update), at the tutorial's shape (batch 128, 500
+timesteps, 32 features, 32 units) and over a sweep of units and batch sizes. Each time is the median
+of several runs, all in this one process. It reports GFLOP/s (matrix products only), the fraction of
+this machine's single-precision matmul peak (measured here with a large NumPy matmul) and the ratio
+to PyTorch; it writes JSON and a Markdown table to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import rnnkit
+from rnnkit import kernels, reference
+
+GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+TORCH_CLASS = {"simple_rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+TUTORIAL = (128, 500, 32, 32)
+
+
+def median_seconds(fn, repeats, warmup=1):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_peak_gflops():
+    """Single-precision GEMM throughput of this machine, as NumPy's BLAS reaches it, on all threads."""
+    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
+    seconds = median_seconds(lambda: a @ a, 7)
+    return 2 * 2048**3 / seconds / 1e9
+
+
+def layer_flops(cell, batch, timesteps, features, units):
+    """Matrix-product FLOPs of one forward; a backward is twice that (input, state and weight gradients)."""
+    return 2.0 * batch * timesteps * (features + units) * GATES[cell] * units
+
+
+def problem(cell, batch, timesteps, features, units, seed=0):
+    rng = np.random.default_rng(seed)
+    g = GATES[cell]
+    return dict(
+        x=rng.standard_normal((batch, timesteps, features), dtype=np.float32),
+        kernel=(rng.standard_normal((features, g * units)) / np.sqrt(features)).astype(np.float32),
+        recurrent_kernel=(rng.standard_normal((units, g * units)) / np.sqrt(units)).astype(np.float32),
+        bias=np.zeros((2, 3 * units) if cell == "gru" else (g * units,), np.float32),
+    )
+
+
+def numpy_style(module, cell, p):
+    """(training step, inference) of rnnkit.kernels or rnnkit.reference, which share their signatures."""
+    fwd = getattr(module, f"{cell}_forward")
+    bwd = getattr(module, f"{cell}_backward")
+    args = (p["x"], p["kernel"], p["recurrent_kernel"], p["bias"])
+    d_out = np.ones((p["x"].shape[0], p["x"].shape[1], p["recurrent_kernel"].shape[0]), np.float32)
+    infer_kwargs = {"save_for_backward": False} if module is kernels else {}
+
+    def train():
+        bwd(fwd(*args), d_out)
+
+    return train, lambda: fwd(*args, **infer_kwargs)
+
+
+def torch_style(cell, p):
+    import torch
+
+    batch, timesteps, features = p["x"].shape
+    units = p["recurrent_kernel"].shape[0]
+    layer = getattr(torch.nn, TORCH_CLASS[cell])(features, units, batch_first=True)
+    x = torch.tensor(p["x"], requires_grad=True)
+    d_out = torch.ones(batch, timesteps, units)
+
+    def train():
+        layer.zero_grad()
+        x.grad = None
+        out, _ = layer(x)
+        out.backward(d_out)
+
+    def infer():
+        with torch.no_grad():
+            layer(x)
+
+    return train, infer
+
+
+def rnnkit_model(cell, vocab, units):
+    from rnnkit.layers import GRU, LSTM, Dense, Embedding, SimpleRNN
+    from rnnkit.models import Sequential
+
+    layer = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}[cell](units)
+    model = Sequential([Embedding(vocab, 32), layer, Dense(1, activation="sigmoid")])
+    model.compile(optimizer="rmsprop", loss="binary_crossentropy")
+    return model
+
+
+def model_steps(cell, batch, timesteps, units, with_torch, repeats):
+    """Seconds per whole-model training step, rnnkit and PyTorch, on random token ids."""
+    vocab = 10000
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, vocab, (batch, timesteps)).astype(np.int32)
+    labels = rng.integers(0, 2, batch).astype(np.float32)
+    model = rnnkit_model(cell, vocab, units)
+    out = {"rnnkit": median_seconds(lambda: model.train_on_batch(ids, labels), repeats)}
+    if with_torch:
+        import torch
+
+        emb = torch.nn.Embedding(vocab, 32)
+        rnn = getattr(torch.nn, TORCH_CLASS[cell])(32, units, batch_first=True)
+        dense = torch.nn.Linear(units, 1)
+        params = list(emb.parameters()) + list(rnn.parameters()) + list(dense.parameters())
+        opt = torch.optim.RMSprop(params, lr=0.001, alpha=0.9, eps=1e-7)
+        x, y = torch.tensor(ids, dtype=torch.long), torch.tensor(labels)
+
+        def step():
+            opt.zero_grad()
+            out_seq, _ = rnn(emb(x))
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(dense(out_seq[:, -1]).squeeze(1), y)
+            loss.backward()
+            opt.step()
+
+        out["torch"] = median_seconds(step, repeats)
+    return out
+
+
+def torch_available():
+    try:
+        import torch
+
+        return torch.__version__
+    except ImportError:
+        return None
+
+
+def run(args):
+    torch_version = torch_available()
+    if torch_version:
+        import torch
+
+        torch.set_num_threads(rnnkit.get_num_threads())
+    peak = matmul_peak_gflops()
+    info = rnnkit.build_info()
+    print(f"rnnkit {info['version']} ({info['simd']} kernels, {info['threads']} threads); "
+          f"NumPy matmul peak {peak:.0f} GFLOP/s; PyTorch {torch_version or 'not installed'}", flush=True)
+    if not torch_version:
+        print("PyTorch is not installed: its columns are skipped (pip install torch==2.13.0 for the CPU build)")
+
+    shapes = [TUTORIAL] if args.quick else [TUTORIAL] + [(128, 500, 32, u) for u in (64, 128, 256)] + [
+        (b, 500, 32, 32) for b in (1, 32)]
+    rows = []
+    for shape in shapes:
+        for cell in GATES:
+            p = problem(cell, *shape)
+            flops = layer_flops(cell, *shape)
+            tutorial = shape == TUTORIAL
+            impls = {"rnnkit": numpy_style(kernels, cell, p)}
+            if tutorial and not args.no_reference:
+                impls["numpy"] = numpy_style(reference, cell, p)
+            if torch_version:
+                impls["torch"] = torch_style(cell, p)
+            for mode, factor in (("train", 3.0), ("inference", 1.0)):
+                row = {"cell": cell, "batch": shape[0], "timesteps": shape[1], "features": shape[2],
+                       "units": shape[3], "mode": mode, "ms": {}}
+                for name, (train, infer) in impls.items():
+                    repeats = 3 if name == "numpy" else args.repeats
+                    seconds = median_seconds(train if mode == "train" else infer, repeats)
+                    row["ms"][name] = 1000 * seconds
+                row["gflops"] = factor * flops / (row["ms"]["rnnkit"] / 1000) / 1e9
+                row["peak_fraction"] = row["gflops"] / peak
+                if "torch" in row["ms"]:
+                    row["speedup_vs_torch"] = row["ms"]["torch"] / row["ms"]["rnnkit"]
+                rows.append(row)
+                print(format_row(row), flush=True)
+        if shape == TUTORIAL:
+            for cell in GATES:
+                steps = model_steps(cell, *shape[:2], shape[3], bool(torch_version), args.repeats)
+                row = {"cell": cell, "batch": shape[0], "timesteps": shape[1], "features": 32, "units": shape[3],
+                       "mode": "model train step", "ms": {k: 1000 * v for k, v in steps.items()}}
+                if "torch" in steps:
+                    row["speedup_vs_torch"] = steps["torch"] / steps["rnnkit"]
+                rows.append(row)
+                print(format_row(row), flush=True)
+    return {"machine": machine(), "build": info, "torch": torch_version, "numpy_matmul_peak_gflops": peak,
+            "rows": rows}
+
+
+def format_row(row):
+    ms = "  ".join(f"{k} {v:8.2f} ms" for k, v in row["ms"].items())
+    extra = ""
+    if "gflops" in row:
+        extra += f"  {row['gflops']:6.1f} GFLOP/s ({100 * row['peak_fraction']:4.1f}% of peak)"
+    if "speedup_vs_torch" in row:
+        extra += f"  {row['speedup_vs_torch']:5.2f}x PyTorch"
+    return f"{row['cell']:>10} B={row['batch']:<3} T={row['timesteps']} H={row['units']:<3} {row['mode']:<16} {ms}{extra}"
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "python": sys.version.split()[0], "numpy": np.__version__}
+
+
+def markdown(result):
+    m = result["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores; rnnkit {result['build']['version']} "
+             f"({result['build']['simd']} kernels, {result['build']['threads']} threads); PyTorch "
+             f"{result['torch'] or 'not installed'}; NumPy matmul peak "
+             f"{result['numpy_matmul_peak_gflops']:.0f} GFLOP/s. Median ms per call.", "",
+             "| cell | batch | units | step | rnnkit ms | PyTorch ms | NumPy ms | rnnkit vs PyTorch | GFLOP/s | of peak |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in result["rows"]:
+        ms = r["ms"]
+        lines.append(
+            f"| {r['cell']} | {r['batch']} | {r['units']} | {r['mode']} | {ms['rnnkit']:.2f} | "
+            + (f"{ms['torch']:.2f}" if "torch" in ms else "-") + " | "
+            + (f"{ms['numpy']:.0f}" if "numpy" in ms else "-") + " | "
+            + (f"{r['speedup_vs_torch']:.2f}x" if "speedup_vs_torch" in r else "-") + " | "
+            + (f"{r['gflops']:.0f}" if "gflops" in r else "-") + " | "
+            + (f"{100 * r['peak_fraction']:.0f}%" if "peak_fraction" in r else "-") + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the tutorial shape only")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--no-reference", action="store_true", help="skip the (slow) NumPy reference")
+    parser.add_argument("--out", default="bench/results", help="directory for kernels.json and kernels.md")
+    args = parser.parse_args()
+    result = run(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "kernels.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "kernels.md").write_text(markdown(result))
+    print(f"\nWrote {out / 'kernels.json'} and {out / 'kernels.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+#include "thread_pool.hpp"
+
+#include <pthread.h>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace rnnkit {
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// How long an idle worker keeps looking for the next job before it sleeps: back-to-back kernel calls
+// (a training loop) then start without a wake-up, yet an idle process does not burn a core.
+constexpr auto kIdleSpin = std::chrono::microseconds(50);
+
+class Pool {
+ public:
+  // Runs the job on `parts` threads, or fewer (see thread_pool.hpp).
+  void run(int parts, PartTask task, void* context) {
+    std::unique_lock<std::mutex> exclusive(busy_, std::try_to_lock);
+    if (!exclusive.owns_lock()) {
+      task(context, 0, 1);
+      return;
+    }
+    parts = grow(parts);
+    if (parts == 1) {
+      task(context, 0, 1);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      task_ = task;
+      context_ = context;
+      parts_ = parts;
+      error_ = nullptr;
+      remaining_.store(parts - 1, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    wake_.notify_all();
+    execute(0);
+    while (remaining_.load(std::memory_order_acquire) != 0) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      finished_.wait_for(lock, std::chrono::milliseconds(1),
+                         [&] { return remaining_.load(std::memory_order_acquire) == 0; });
+    }
+    if (error_) std::rethrow_exception(error_);
+  }
+
+  // After fork() the child has none of the parent's threads: start over with an empty pool. The old
+  // one is leaked on purpose, as its mutexes may be held by threads that no longer exist.
+  static Pool*& instance() {
+    static Pool* pool = new Pool();
+    return pool;
+  }
+
+ private:
+  // Starts workers until `parts` parts can run; returns how many can.
+  int grow(int parts) {
+    while (static_cast<int>(workers_.size()) < parts - 1) {
+      try {
+        const int index = static_cast<int>(workers_.size()) + 1;
+        // The generation as of now, before this call publishes its job: the job the worker must run.
+        const std::uint64_t seen = generation_.load(std::memory_order_acquire);
+        workers_.emplace_back([this, index, seen] { work(index, seen); });
+        workers_.back().detach();  // lives as long as the process
+      } catch (const std::system_error&) {
+        return static_cast<int>(workers_.size()) + 1;
+      }
+    }
+    return parts;
+  }
+
+  void work(int index, std::uint64_t seen) {
+    for (;;) {
+      const auto spin_until = std::chrono::steady_clock::now() + kIdleSpin;
+      while (generation_.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < spin_until) {
+        cpu_relax();
+      }
+      if (generation_.load(std::memory_order_acquire) == seen) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      }
+      seen = generation_.load(std::memory_order_acquire);
+      int parts;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        parts = parts_;
+      }
+      if (index >= parts) continue;
+      execute(index);
+      if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        finished_.notify_all();
+      }
+    }
+  }
+
+  void execute(int part) {
+    try {
+      task_(context_, part, parts_);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+
+  std::mutex busy_;  // one job at a time
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_, finished_;
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<int> remaining_{0};
+  PartTask task_ = nullptr;
+  void* context_ = nullptr;
+  int parts_ = 1;
+  std::exception_ptr error_;
+};
+
+void reset_after_fork() { Pool::instance() = new Pool(); }
+
+[[maybe_unused]] const bool fork_handler_installed = [] {
+  pthread_atfork(nullptr, nullptr, reset_after_fork);
+  return true;
+}();
+
+}  // namespace
+
+void run_parts(int parts, PartTask task, void* context) {
+  if (parts <= 1) {
+    task(context, 0, 1);
+    return;
+  }
+  Pool::instance()->run(parts, task, context);
+}
+
+void Barrier::arrive_and_wait(int parties) {
+  if (parties <= 1) return;
+  const unsigned generation = generation_.load(std::memory_order_acquire);
+  if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == parties) {
+    arrived_.store(0, std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    released_.notify_all();
+    return;
+  }
+  for (int spin = 0; spin < 20000; ++spin) {  // a few microseconds: the parts are usually close
+    if (generation_.load(std::memory_order_acquire) != generation) return;
+    cpu_relax();
+  }
+  std::unique_lock<std::mutex> lock(mutex_);
+  released_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != generation; });
+}
+
+}  // namespace rnnkit
