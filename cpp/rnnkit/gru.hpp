@@ -26,9 +26,9 @@ void gru_forward(const Problem& p, const T* x, const T* kernel, const T* recurre
   const StateArray<T> hs{training ? states : own_h.get(), H, layout, training};
   load_initial_states(layout, h0, H, hs.data);
   parallel_parts(step_loop_parts<T>(p), [&](int part, int parts) {
-    const auto block_x = scratch<T>(kBlockRows<T> * F);
-    const auto block_z = scratch<T>(kBlockRows<T> * G);
-    const auto m = scratch<T>(kBlockRows<T> * 3 * H);  // h_{t-1} · recurrent_kernel + bias[1] of one block
+    const auto block_x = scratch<T>(kMaxBlockRows<T> * F);
+    const auto block_z = scratch<T>(kMaxBlockRows<T> * G);
+    const auto m = scratch<T>(kMaxBlockRows<T> * 3 * H);  // h_{t-1} · recurrent_kernel + bias[1] of one block
     for (index_t k = 0; k < layout.steps(); ++k) {
       for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) {
         const index_t row0 = layout.offset[k] + first;
@@ -84,7 +84,7 @@ void gru_backward(const Problem& p, const T* kernel, const T* recurrent_kernel, 
   auto d_state = scratch<T>(p.batch * H);
   const auto recurrent_t = transposed(recurrent_kernel, H, 3 * H);
   const auto kernel_t = transposed(kernel, F, 3 * H);
-  const auto dx_blocks = scratch<T>(p.threads * kBlockRows<T> * F);
+  const auto dx_blocks = scratch<T>(p.threads * kMaxBlockRows<T> * F);
   load_final_state_gradients(layout, d_h, d_outputs, H, d_state.get());
   const auto step = [&](index_t k, index_t first, index_t count, T* dz, int part) {
     const index_t row0 = layout.offset[k] + first;
@@ -110,7 +110,7 @@ void gru_backward(const Problem& p, const T* kernel, const T* recurrent_kernel, 
     // dh_{t-1} += [dz_z dz_r] · U_zr^T + dm_h · U_h^T, in one pass
     gemm2<T>(count, H, {2 * H, dz, G, 1, recurrent_t.get(), H}, {H, dz + 3 * H, G, 1, recurrent_t.get() + 2 * H * H, H},
              d_state.get() + first * H, H, Init::load);
-    T* dx_block = dx_blocks.get() + part * kBlockRows<T> * F;
+    T* dx_block = dx_blocks.get() + part * kMaxBlockRows<T> * F;
     gemm(count, F, 3 * H, dz, G, 1, kernel_t.get(), F, dx_block, F, Init::zero);
     scatter_rows(layout, dx_block, F, k, first, count, dx);
   };

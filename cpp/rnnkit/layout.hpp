@@ -24,7 +24,12 @@ namespace RNNKIT_ISA {
 class PackedLayout {
  public:
   explicit PackedLayout(const Problem& p)
-      : batch(p.batch), timesteps(p.timesteps), pre_padding(p.pre_padding), order(p.batch), length(p.batch) {
+      : batch(p.batch),
+        timesteps(p.timesteps),
+        pre_padding(p.pre_padding),
+        uniform(p.lengths == nullptr),
+        order(p.batch),
+        length(p.batch) {
     std::iota(order.begin(), order.end(), index_t(0));
     if (p.lengths == nullptr) {
       std::fill(length.begin(), length.end(), timesteps);
@@ -63,30 +68,60 @@ class PackedLayout {
   const index_t batch;
   const index_t timesteps;
   const bool pre_padding;
+  const bool uniform;  // no lengths: every sequence runs every step
   std::vector<index_t> order;   // row -> index in the caller's batch
   std::vector<index_t> length;  // row -> real length
   std::vector<index_t> active;  // step -> rows still running
   std::vector<index_t> offset;  // step -> first packed row; offset[steps()] = rows()
 };
 
-// The step loop hands rows to threads in blocks of two register tiles, block q to part q % parts:
-// blocks are interleaved so that each part gets long and short sequences alike.
+// Which rows each part of a step loop owns, for the whole call (a row's state never moves between
+// threads). Every block starts at a multiple of the register tile's height, so each row is always
+// computed in the same tile and results do not depend on the number of parts.
+//   - every sequence runs every step: each part takes one contiguous range of rows, worked through in
+//     blocks of at most kMaxBlockRows, so the weights are reused across as many rows as possible;
+//   - lengths differ: blocks of kBlockRows go round-robin to the parts, so each part gets long and
+//     short sequences alike.
 template <class T>
 constexpr index_t kBlockRows = 2 * TileShape<T>::mr;
+template <class T>
+constexpr index_t kMaxBlockRows = 8 * TileShape<T>::mr;
 
 template <class T>
 int step_loop_parts(const Problem& p) {
-  const index_t blocks = (p.batch + kBlockRows<T> - 1) / kBlockRows<T>;
-  return static_cast<int>(std::max<index_t>(1, std::min<index_t>(p.threads, blocks)));
+  const index_t tiles = (p.batch + TileShape<T>::mr - 1) / TileShape<T>::mr;
+  const index_t useful = p.lengths ? (p.batch + kBlockRows<T> - 1) / kBlockRows<T> : tiles;
+  return static_cast<int>(std::max<index_t>(1, std::min<index_t>(p.threads, useful)));
+}
+
+// Calls fn(first, count) for each block of part's rows, clipped to the rows below `running`.
+template <class T, class Fn>
+void for_each_block_below(const PackedLayout& layout, index_t running, int part, int parts, const Fn& fn) {
+  constexpr index_t MR = TileShape<T>::mr;
+  if (layout.uniform) {
+    const index_t tiles = (layout.batch + MR - 1) / MR;
+    const index_t begin = tiles * part / parts * MR;
+    const index_t end = std::min(running, tiles * (part + 1) / parts * MR);
+    for (index_t first = begin; first < end; first += kMaxBlockRows<T>) {
+      fn(first, std::min(kMaxBlockRows<T>, end - first));
+    }
+    return;
+  }
+  for (index_t first = part * kBlockRows<T>; first < running; first += parts * kBlockRows<T>) {
+    fn(first, std::min(kBlockRows<T>, running - first));
+  }
 }
 
 // Calls fn(first, count) for each of part's blocks with rows still running at step k.
 template <class T, class Fn>
 void for_each_active_block(const PackedLayout& layout, index_t k, int part, int parts, const Fn& fn) {
-  const index_t running = layout.active[k];
-  for (index_t first = part * kBlockRows<T>; first < running; first += parts * kBlockRows<T>) {
-    fn(first, std::min(kBlockRows<T>, running - first));
-  }
+  for_each_block_below<T>(layout, layout.active[k], part, parts, fn);
+}
+
+// Calls fn(first, count) for every block of rows that belongs to part (all rows, running or not).
+template <class T, class Fn>
+void for_each_owned_block(const PackedLayout& layout, int part, int parts, const Fn& fn) {
+  for_each_block_below<T>(layout, layout.batch, part, parts, fn);
 }
 
 // Splits n items into `parts` contiguous ranges of near-equal size.

@@ -29,9 +29,9 @@ void lstm_forward(const Problem& p, const T* x, const T* kernel, const T* recurr
   load_initial_states(layout, h0, H, hs.data);
   load_initial_states(layout, c0, H, cs.data);
   parallel_parts(step_loop_parts<T>(p), [&](int part, int parts) {
-    const auto block_x = scratch<T>(kBlockRows<T> * F);  // inference keeps nothing: one block's worth
-    const auto block_z = scratch<T>(kBlockRows<T> * G);
-    const auto block_tc = scratch<T>(kBlockRows<T> * H);
+    const auto block_x = scratch<T>(kMaxBlockRows<T> * F);  // inference keeps nothing: one block's worth
+    const auto block_z = scratch<T>(kMaxBlockRows<T> * G);
+    const auto block_tc = scratch<T>(kMaxBlockRows<T> * H);
     for (index_t k = 0; k < layout.steps(); ++k) {
       for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) {
         const index_t row0 = layout.offset[k] + first;
@@ -92,7 +92,7 @@ void lstm_backward(const Problem& p, const T* kernel, const T* recurrent_kernel,
   auto d_cell = scratch<T>(p.batch * H);
   const auto recurrent_t = transposed(recurrent_kernel, H, G);
   const auto kernel_t = transposed(kernel, F, G);
-  const auto dx_blocks = scratch<T>(p.threads * kBlockRows<T> * F);  // one block per part
+  const auto dx_blocks = scratch<T>(p.threads * kMaxBlockRows<T> * F);  // one block per part
   load_final_state_gradients(layout, d_h, d_outputs, H, d_state.get());
   load_final_state_gradients<T>(layout, d_c, nullptr, H, d_cell.get());
   const auto step = [&](index_t k, index_t first, index_t count, T* dz, int part) {
@@ -118,7 +118,7 @@ void lstm_backward(const Problem& p, const T* kernel, const T* recurrent_kernel,
         dc_next[j] = dc * fg;
       }
     }
-    T* dx_block = dx_blocks.get() + part * kBlockRows<T> * F;
+    T* dx_block = dx_blocks.get() + part * kMaxBlockRows<T> * F;
     gemm(count, H, G, dz, G, 1, recurrent_t.get(), H, d_state.get() + first * H, H, Init::zero);
     gemm(count, F, G, dz, G, 1, kernel_t.get(), F, dx_block, F, Init::zero);
     scatter_rows(layout, dx_block, F, k, first, count, dx);

@@ -85,14 +85,6 @@ struct StateArray {
   const T* last(index_t r) const { return data + (every_step ? layout.final_state_row(r) : r) * units; }
 };
 
-// Calls fn(first, count) for every block of rows that belongs to part (all rows, running or not).
-template <class T, class Fn>
-void for_each_owned_block(const PackedLayout& layout, int part, int parts, const Fn& fn) {
-  for (index_t first = part * kBlockRows<T>; first < layout.batch; first += parts * kBlockRows<T>) {
-    fn(first, std::min(kBlockRows<T>, layout.batch - first));
-  }
-}
-
 // After the step loop, for part's rows: the last state (batch, units) of each sequence and, unless
 // outputs is null, at the padded steps of outputs (batch, timesteps, units) what a masked step gives
 // in Keras: zeros before the first real step, the previous output after the last one.

@@ -21,8 +21,8 @@ void simple_rnn_forward(const Problem& p, const T* x, const T* kernel, const T* 
   const StateArray<T> hs{training ? states : own_h.get(), H, layout, training};
   load_initial_states(layout, h0, H, hs.data);
   parallel_parts(step_loop_parts<T>(p), [&](int part, int parts) {
-    const auto block_x = scratch<T>(kBlockRows<T> * F);
-    const auto block_z = scratch<T>(kBlockRows<T> * H);
+    const auto block_x = scratch<T>(kMaxBlockRows<T> * F);
+    const auto block_z = scratch<T>(kMaxBlockRows<T> * H);
     for (index_t k = 0; k < layout.steps(); ++k) {
       for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) {
         T* xb = training ? x_packed + (layout.offset[k] + first) * F : block_x.get();
@@ -63,7 +63,7 @@ void simple_rnn_backward(const Problem& p, const T* kernel, const T* recurrent_k
   auto d_state = scratch<T>(p.batch * H);
   const auto recurrent_t = transposed(recurrent_kernel, H, H);
   const auto kernel_t = transposed(kernel, F, H);
-  const auto dx_blocks = scratch<T>(p.threads * kBlockRows<T> * F);
+  const auto dx_blocks = scratch<T>(p.threads * kMaxBlockRows<T> * F);
   load_final_state_gradients(layout, d_h, d_outputs, H, d_state.get());
   const auto step = [&](index_t k, index_t first, index_t count, T* dz, int part) {
     for (index_t i = 0; i < count; ++i) {
@@ -78,7 +78,7 @@ void simple_rnn_backward(const Problem& p, const T* kernel, const T* recurrent_k
         dzi[j] = g * (T(1) - h[j] * h[j]);
       }
     }
-    T* dx_block = dx_blocks.get() + part * kBlockRows<T> * F;
+    T* dx_block = dx_blocks.get() + part * kMaxBlockRows<T> * F;
     gemm(count, H, H, dz, H, 1, recurrent_t.get(), H, d_state.get() + first * H, H, Init::zero);
     gemm(count, F, H, dz, H, 1, kernel_t.get(), F, dx_block, F, Init::zero);
     scatter_rows(layout, dx_block, F, k, first, count, dx);
