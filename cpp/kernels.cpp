@@ -17,8 +17,20 @@ namespace {
 template <class T>
 constexpr CellKernels<T> cell_kernels() {
   using namespace RNNKIT_ISA;
-  return {simple_rnn_forward<T>, simple_rnn_backward<T>, lstm_forward<T>,        lstm_backward<T>,
-          gru_forward<T>,        gru_backward<T>,        embedding_forward<T>, embedding_backward<T>};
+  return {simple_rnn_forward<T>,
+          simple_rnn_backward<T>,
+          lstm_forward<T>,
+          lstm_backward<T>,
+          gru_forward<T>,
+          gru_backward<T>,
+          simple_rnn_forward_tokens<T>,
+          simple_rnn_backward_tokens<T>,
+          lstm_forward_tokens<T>,
+          lstm_backward_tokens<T>,
+          gru_forward_tokens<T>,
+          gru_backward_tokens<T>,
+          embedding_forward<T>,
+          embedding_backward<T>};
 }
 
 }  // namespace

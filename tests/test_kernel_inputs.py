@@ -163,7 +163,7 @@ def test_backward_rejects_gradients_of_the_wrong_shape_or_type(cell):
         backward(kernels, cell, fwd, d_outputs=np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match=re.escape("d_h: expected a 2-D array (batch, units) = (2, 5), got a 1-D")):
         backward(kernels, cell, fwd, d_h=np.zeros((2,)))
-    with pytest.raises(TypeError, match=r"d_h: dtype float32 does not match x's float64"):
+    with pytest.raises(TypeError, match=r"d_h: dtype float32 does not match the forward call's float64"):
         backward(kernels, cell, fwd, d_h=np.zeros((2, 5), np.float32))
 
 
@@ -250,3 +250,20 @@ def test_build_info_describes_the_build():
     assert info["simd"] in info["simd_available"]
     assert info["threads"] == rnnkit.get_num_threads()
     assert "-O3" in info["flags"] and info["compiler"]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_token_inputs_are_checked(cell):
+    p = make_problem(cell, 2, 3, 4, 5)
+    table = np.random.default_rng(0).standard_normal((10, 4))
+    ids = np.array([[1, 2, 3], [4, 5, 10]])
+    with pytest.raises(IndexError, match=re.escape("token id 10 at position (1, 2) is outside [0, 10)")):
+        forward(kernels, cell, dict(p, x=ids), embeddings=table)
+    with pytest.raises(TypeError, match=r"x: expected integer token ids, got dtype float64"):
+        forward(kernels, cell, dict(p, x=ids.astype(float)), embeddings=table)
+    with pytest.raises(ValueError, match=r"x: with embeddings, expected token ids of shape \(batch, timesteps\)"):
+        forward(kernels, cell, dict(p, x=(ids % 10)[:, :, None]), embeddings=table)
+    with pytest.raises(TypeError, match=r"kernel: dtype float32 does not match embeddings's float64"):
+        forward(kernels, cell, dict(p, x=ids % 10, kernel=p["kernel"].astype(np.float32)), embeddings=table)
+    with pytest.raises(ValueError, match=r"kernel: expected shape \(features, .*\) = \(3, \d+\), got \(4, "):
+        forward(kernels, cell, dict(p, x=ids % 10), embeddings=table[:, :3])

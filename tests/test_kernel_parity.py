@@ -116,3 +116,49 @@ def test_keras_gru_bias_rows_are_input_then_recurrent():
     p["bias"] = bias
     fwd = forward(kernels, "gru", p)
     np.testing.assert_allclose(fwd.h, np.tanh(0.5) * np.ones((1, units)), rtol=1e-12)
+
+
+def token_problem(cell, batch, timesteps, vocabulary, features, units, dtype, seed=0):
+    p = make_problem(cell, batch, timesteps, features, units, dtype=dtype, seed=seed, initial_state=True)
+    rng = np.random.default_rng(seed + 100)
+    p["embeddings"] = rng.standard_normal((vocabulary, features)).astype(dtype)
+    p["x"] = rng.integers(0, vocabulary, (batch, timesteps)).astype(np.int32)
+    p["x"][0, :3] = min(2, vocabulary - 1)  # a token used more than once in one sequence: its rows add up
+    return p
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1, 1), (5, 9, 11, 4, 7), (37, 20, 50, 6, 33)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("cell", CELLS)
+def test_token_ids_into_embeddings_match_the_reference(cell, shape, dtype):
+    p = token_problem(cell, *shape, dtype=dtype)
+    p64 = {k: (v if k == "x" else v.astype(np.float64)) for k, v in p.items()}
+    fwd = forward(kernels, cell, p, embeddings=p["embeddings"])
+    ref = forward(reference, cell, p64, embeddings=p64["embeddings"])
+    rtol = TOLERANCE[dtype]
+    assert_close(fwd.outputs, ref.outputs, rtol, "outputs")
+    d = loss_gradients(cell, fwd, "both")
+    up = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
+    grads = backward(kernels, cell, fwd, *d)
+    ref_grads = backward(reference, cell, ref, *map(up, d))
+    assert grads.dx is None and ref_grads.dx is None
+    assert_close(grads.dembeddings, ref_grads.dembeddings, rtol, "dembeddings")
+    for name in gradient_names(cell)[1:]:
+        assert_close(getattr(grads, name), getattr(ref_grads, name), rtol, name)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_token_input_equals_looking_up_the_embeddings_first(cell):
+    p = token_problem(cell, 6, 12, 30, 5, 8, np.float64)
+    ids, table = p["x"], p["embeddings"]
+    fused = forward(kernels, cell, p, embeddings=table)
+    dense = forward(kernels, cell, dict(p, x=table[ids]))
+    np.testing.assert_allclose(fused.outputs, dense.outputs, rtol=1e-12, atol=1e-14)
+    d = loss_gradients(cell, fused, "both")
+    g_fused, g_dense = backward(kernels, cell, fused, *d), backward(kernels, cell, dense, *d)
+    expected = np.zeros_like(table)
+    np.add.at(expected, ids, g_dense.dx)
+    np.testing.assert_allclose(g_fused.dembeddings, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(g_fused.dkernel, g_dense.dkernel, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(g_fused.dbias, g_dense.dbias, rtol=1e-10, atol=1e-12)

@@ -11,32 +11,32 @@
 //   states (B+N,H)
 #pragma once
 
-#include "recurrent.hpp"
+#include "inputs.hpp"
 
 namespace rnnkit {
 namespace RNNKIT_ISA {
 
-template <class T>
-void gru_forward(const Problem& p, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
-                 const T* h0, T* outputs, T* h_last, T* x_packed, T* gates, T* states) {
+// The step loop, for either kind of input (inputs.hpp).
+template <class T, class Input>
+void gru_steps(const Problem& p, const Input& input, const T* recurrent_kernel, const T* bias, const T* h0,
+               T* outputs, T* h_last, T* gates, T* states) {
   const PackedLayout layout(p);
-  const index_t F = p.features, H = p.units, G = 4 * H;
-  const bool training = x_packed != nullptr;
+  const index_t H = p.units, G = 4 * H;
+  const bool training = gates != nullptr;
   const auto own_h = training ? nullptr : scratch<T>(p.batch * H);
   const StateArray<T> hs{training ? states : own_h.get(), H, layout, training};
   load_initial_states(layout, h0, H, hs.data);
   parallel_parts(step_loop_parts<T>(p), [&](int part, int parts) {
-    const auto block_x = scratch<T>(kMaxBlockRows<T> * F);
+    const auto block_x = scratch<T>(input.block_size());
     const auto block_z = scratch<T>(kMaxBlockRows<T> * G);
     const auto m = scratch<T>(kMaxBlockRows<T> * 3 * H);  // h_{t-1} · recurrent_kernel + bias[1] of one block
     for (index_t k = 0; k < layout.steps(); ++k) {
       for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) {
         const index_t row0 = layout.offset[k] + first;
-        T* xb = training ? x_packed + row0 * F : block_x.get();
         T* z = training ? gates + row0 * G : block_z.get();
-        pack_inputs(layout, x, F, k, first, count, xb);
         // reset_after keeps the two products apart: r multiplies only the recurrent one
-        gemm(count, 3 * H, F, xb, F, 1, kernel, 3 * H, z, G, Init::row, bias);
+        input.project(layout, k, first, count, block_x.get(), {0, hs.before(k, first), H, 1, recurrent_kernel, 3 * H},
+                      z, G, 3 * H, 3 * H, bias);
         gemm(count, 3 * H, H, hs.before(k, first), H, 1, recurrent_kernel, 3 * H, m.get(), 3 * H, Init::row,
              bias + 3 * H);
         for (index_t i = 0; i < count; ++i) {
@@ -66,25 +66,40 @@ void gru_forward(const Problem& p, const T* x, const T* kernel, const T* recurre
   });
 }
 
+template <class T>
+void gru_forward(const Problem& p, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
+                 const T* h0, T* outputs, T* h_last, T* x_packed, T* gates, T* states) {
+  gru_steps(p, DenseInput<T>{x, p.features, kernel, x_packed}, recurrent_kernel, bias, h0, outputs, h_last, gates,
+            states);
+}
+
+// ids (B,T) into embeddings (V,F); table: V·3H scratch (with the input bias); ids_packed (N) kept.
+template <class T>
+void gru_forward_tokens(const Problem& p, const std::int32_t* ids, index_t vocabulary, const T* embeddings,
+                        const T* kernel, const T* recurrent_kernel, const T* bias, const T* h0, T* outputs, T* h_last,
+                        std::int32_t* ids_packed, T* gates, T* states, T* table) {
+  embedding_projection(p, vocabulary, embeddings, kernel, 3 * p.units, bias, table);
+  gru_steps(p, TokenInput<T>{ids, table, ids_packed}, recurrent_kernel, bias, h0, outputs, h_last, gates, states);
+}
+
 // With dh_t = d_outputs_t + (gradient from step t+1):
 //   dz_z = dh (h_{t-1} - hh) z(1-z)     dz_h = dh (1-z) (1-hh^2)      dz_r = dz_h m_h r(1-r)
 //   dm_h = dz_h r                       dh_{t-1} = dh z + [dz_z dz_r dm_h] · recurrent_kernel^T
 //   dx_t = [dz_z dz_r dz_h] · kernel^T
 //   dkernel = sum x_t^T [dz_z dz_r dz_h]     drecurrent_kernel = sum h_{t-1}^T [dz_z dz_r dm_h]
 //   dbias[0] = sum [dz_z dz_r dz_h]          dbias[1] = sum [dz_z dz_r dm_h]
-// d_outputs (B,T,H) and d_h (B,H) may be null (zero).
+// d_outputs (B,T,H) and d_h (B,H) may be null (zero). The input's gradients (dx, dkernel and
+// dbias[0], or dembeddings) come from `input` (inputs.hpp).
 // dx (B,T,F) dkernel (F,3H) drecurrent_kernel (H,3H) dbias (2,3H) dh0 (B,H);
 // ring: backward_ring_size(B, T, 4H) elements of scratch, for dz_z dz_r dz_h dm_h.
-template <class T>
-void gru_backward(const Problem& p, const T* kernel, const T* recurrent_kernel, const T* x_packed, const T* gates,
-                  const T* states, const T* d_outputs, const T* d_h, T* dx, T* dkernel, T* drecurrent_kernel,
-                  T* dbias, T* dh0, T* ring) {
+template <class T, class InputGrad>
+void gru_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_kernel, const T* gates,
+                        const T* states, const T* d_outputs, const T* d_h, T* drecurrent_kernel, T* dbias, T* dh0,
+                        T* ring) {
   const PackedLayout layout(p);
-  const index_t F = p.features, H = p.units, G = 4 * H;
+  const index_t H = p.units, G = 4 * H;
   auto d_state = scratch<T>(p.batch * H);
   const auto recurrent_t = transposed(recurrent_kernel, H, 3 * H);
-  const auto kernel_t = transposed(kernel, F, 3 * H);
-  const auto dx_blocks = scratch<T>(p.threads * kMaxBlockRows<T> * F);
   load_final_state_gradients(layout, d_h, d_outputs, H, d_state.get());
   const auto step = [&](index_t k, index_t first, index_t count, T* dz, int part) {
     const index_t row0 = layout.offset[k] + first;
@@ -110,19 +125,38 @@ void gru_backward(const Problem& p, const T* kernel, const T* recurrent_kernel, 
     // dh_{t-1} += [dz_z dz_r] · U_zr^T + dm_h · U_h^T, in one pass
     gemm2<T>(count, H, {2 * H, dz, G, 1, recurrent_t.get(), H}, {H, dz + 3 * H, G, 1, recurrent_t.get() + 2 * H * H, H},
              d_state.get() + first * H, H, Init::load);
-    T* dx_block = dx_blocks.get() + part * kMaxBlockRows<T> * F;
-    gemm(count, F, 3 * H, dz, G, 1, kernel_t.get(), F, dx_block, F, Init::zero);
-    scatter_rows(layout, dx_block, F, k, first, count, dx);
+    input.step(layout, k, first, count, dz, G, part);
   };
-  T* db_input = dbias;
   T* db_recurrent = dbias + 3 * H;
-  backward_over_steps<T>(p, layout, G,
-                         {{x_packed, false, F, 0, 3 * H, dkernel, 3 * H},
-                          {states, true, H, 0, 2 * H, drecurrent_kernel, 3 * H},
-                          {states, true, H, 3 * H, H, drecurrent_kernel + 2 * H, 3 * H}},
-                         {{0, 3 * H, db_input}, {0, 2 * H, db_recurrent}, {3 * H, H, db_recurrent + 2 * H}}, ring, step,
-                         [&](int part, int parts) { zero_padded_steps<T>(layout, part, parts, F, dx); });
+  std::vector<WeightGradient<T>> weights{{states, true, H, 0, 2 * H, drecurrent_kernel, 3 * H},
+                                         {states, true, H, 3 * H, H, drecurrent_kernel + 2 * H, 3 * H}};
+  std::vector<BiasGradient<T>> biases{{0, 2 * H, db_recurrent}, {3 * H, H, db_recurrent + 2 * H}};
+  input.add_gradients(weights, biases, dbias);  // dbias[0], the input bias
+  backward_over_steps<T>(
+      p, layout, G, weights, biases, ring, step,
+      [&](index_t k, index_t n, const T* g, int part, int parts) { input.chunk_step(layout, k, n, g, G, part, parts); },
+      [&](int part, int parts) { input.finish(layout, part, parts); });
+  input.after(p);
   store_initial_state_gradients(layout, d_state.get(), H, dh0);
+}
+
+template <class T>
+void gru_backward(const Problem& p, const T* kernel, const T* recurrent_kernel, const T* x_packed, const T* gates,
+                  const T* states, const T* d_outputs, const T* d_h, T* dx, T* dkernel, T* drecurrent_kernel,
+                  T* dbias, T* dh0, T* ring) {
+  DenseInputGrad<T> input(p, x_packed, kernel, 3 * p.units, dx, dkernel);
+  gru_backward_steps(p, input, recurrent_kernel, gates, states, d_outputs, d_h, drecurrent_kernel, dbias, dh0, ring);
+}
+
+// dembeddings (V,F) instead of dx; d_table: V·3H scratch.
+template <class T>
+void gru_backward_tokens(const Problem& p, const std::int32_t* ids_packed, index_t vocabulary, const T* embeddings,
+                         const T* kernel, const T* recurrent_kernel, const T* gates, const T* states,
+                         const T* d_outputs, const T* d_h, T* dembeddings, T* dkernel, T* drecurrent_kernel, T* dbias,
+                         T* dh0, T* ring, T* d_table) {
+  TokenInputGrad<T> input(ids_packed, vocabulary, embeddings, kernel, p.features, 3 * p.units, d_table, dembeddings,
+                          dkernel);
+  gru_backward_steps(p, input, recurrent_kernel, gates, states, d_outputs, d_h, drecurrent_kernel, dbias, dh0, ring);
 }
 
 }  // namespace RNNKIT_ISA

@@ -8,20 +8,21 @@
 //   outputs (B,T,H)  h_last, c_last (B,H)
 //   saved for the backward, or all null for inference: x_packed (N,F), gates (N,4H) = i f g o after
 //   their activations, states (B+N,H), cells (B+N,H) laid out as states, tanh_cells (N,H)
+// The _tokens variants take x as ids into an embedding table (inputs.hpp) and keep the ids instead of x.
 #pragma once
 
-#include "recurrent.hpp"
+#include "inputs.hpp"
 
 namespace rnnkit {
 namespace RNNKIT_ISA {
 
-template <class T>
-void lstm_forward(const Problem& p, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
-                  const T* h0, const T* c0, T* outputs, T* h_last, T* c_last, T* x_packed, T* gates, T* states,
-                  T* cells, T* tanh_cells) {
+// The step loop, for either kind of input (inputs.hpp).
+template <class T, class Input>
+void lstm_steps(const Problem& p, const Input& input, const T* recurrent_kernel, const T* bias, const T* h0,
+                const T* c0, T* outputs, T* h_last, T* c_last, T* gates, T* states, T* cells, T* tanh_cells) {
   const PackedLayout layout(p);
-  const index_t F = p.features, H = p.units, G = 4 * H;
-  const bool training = x_packed != nullptr;
+  const index_t H = p.units, G = 4 * H;
+  const bool training = gates != nullptr;
   const auto own_h = training ? nullptr : scratch<T>(p.batch * H);
   const auto own_c = training ? nullptr : scratch<T>(p.batch * H);
   const StateArray<T> hs{training ? states : own_h.get(), H, layout, training};
@@ -29,18 +30,16 @@ void lstm_forward(const Problem& p, const T* x, const T* kernel, const T* recurr
   load_initial_states(layout, h0, H, hs.data);
   load_initial_states(layout, c0, H, cs.data);
   parallel_parts(step_loop_parts<T>(p), [&](int part, int parts) {
-    const auto block_x = scratch<T>(kMaxBlockRows<T> * F);  // inference keeps nothing: one block's worth
+    const auto block_x = scratch<T>(input.block_size());  // inference keeps nothing: one block's worth
     const auto block_z = scratch<T>(kMaxBlockRows<T> * G);
     const auto block_tc = scratch<T>(kMaxBlockRows<T> * H);
     for (index_t k = 0; k < layout.steps(); ++k) {
       for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) {
         const index_t row0 = layout.offset[k] + first;
-        T* xb = training ? x_packed + row0 * F : block_x.get();
         T* z = training ? gates + row0 * G : block_z.get();
         T* tc_block = training ? tanh_cells + row0 * H : block_tc.get();
-        pack_inputs(layout, x, F, k, first, count, xb);
-        gemm2<T>(count, G, {F, xb, F, 1, kernel, G}, {H, hs.before(k, first), H, 1, recurrent_kernel, G}, z, G,
-                 Init::row, bias);
+        input.project(layout, k, first, count, block_x.get(), {H, hs.before(k, first), H, 1, recurrent_kernel, G}, z,
+                      G, G, G, bias);
         for (index_t i = 0; i < count; ++i) {
           const index_t r = first + i;
           T* zi = z + i * G;
@@ -74,25 +73,43 @@ void lstm_forward(const Problem& p, const T* x, const T* kernel, const T* recurr
   });
 }
 
+template <class T>
+void lstm_forward(const Problem& p, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
+                  const T* h0, const T* c0, T* outputs, T* h_last, T* c_last, T* x_packed, T* gates, T* states,
+                  T* cells, T* tanh_cells) {
+  lstm_steps(p, DenseInput<T>{x, p.features, kernel, x_packed}, recurrent_kernel, bias, h0, c0, outputs, h_last,
+             c_last, gates, states, cells, tanh_cells);
+}
+
+// ids (B,T) into embeddings (V,F); table: V·4H scratch; ids_packed (N) kept for the backward.
+template <class T>
+void lstm_forward_tokens(const Problem& p, const std::int32_t* ids, index_t vocabulary, const T* embeddings,
+                         const T* kernel, const T* recurrent_kernel, const T* bias, const T* h0, const T* c0,
+                         T* outputs, T* h_last, T* c_last, std::int32_t* ids_packed, T* gates, T* states, T* cells,
+                         T* tanh_cells, T* table) {
+  embedding_projection(p, vocabulary, embeddings, kernel, 4 * p.units, bias, table);
+  lstm_steps(p, TokenInput<T>{ids, table, ids_packed}, recurrent_kernel, bias, h0, c0, outputs, h_last, c_last,
+             gates, states, cells, tanh_cells);
+}
+
 // With dh_t = d_outputs_t + (gradient from step t+1) and dc_t the cell gradient from step t+1:
 //   dc = dc_t + dh_t o (1 - tanh(c_t)^2)
 //   dz_i = dc g i(1-i)   dz_f = dc c_{t-1} f(1-f)   dz_c = dc i (1-g^2)   dz_o = dh_t tanh(c_t) o(1-o)
 //   dc_{t-1} = dc f      dh_{t-1} = dz · recurrent_kernel^T      dx_t = dz · kernel^T
 //   dkernel = sum x_t^T dz    drecurrent_kernel = sum h_{t-1}^T dz    dbias = sum dz
-// d_outputs (B,T,H), d_h, d_c (B,H) may be null (zero).
+// d_outputs (B,T,H), d_h, d_c (B,H) may be null (zero). The input's gradients (dx, dkernel and
+// dbias, or dembeddings) come from `input` (inputs.hpp).
 // dx (B,T,F) dkernel (F,4H) drecurrent_kernel (H,4H) dbias (4H) dh0, dc0 (B,H);
 // ring: backward_ring_size(B, T, 4H) elements of scratch.
-template <class T>
-void lstm_backward(const Problem& p, const T* kernel, const T* recurrent_kernel, const T* x_packed, const T* gates,
-                   const T* states, const T* cells, const T* tanh_cells, const T* d_outputs, const T* d_h,
-                   const T* d_c, T* dx, T* dkernel, T* drecurrent_kernel, T* dbias, T* dh0, T* dc0, T* ring) {
+template <class T, class InputGrad>
+void lstm_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_kernel, const T* gates,
+                         const T* states, const T* cells, const T* tanh_cells, const T* d_outputs, const T* d_h,
+                         const T* d_c, T* drecurrent_kernel, T* dbias, T* dh0, T* dc0, T* ring) {
   const PackedLayout layout(p);
-  const index_t F = p.features, H = p.units, G = 4 * H;
+  const index_t H = p.units, G = 4 * H;
   auto d_state = scratch<T>(p.batch * H);
   auto d_cell = scratch<T>(p.batch * H);
   const auto recurrent_t = transposed(recurrent_kernel, H, G);
-  const auto kernel_t = transposed(kernel, F, G);
-  const auto dx_blocks = scratch<T>(p.threads * kMaxBlockRows<T> * F);  // one block per part
   load_final_state_gradients(layout, d_h, d_outputs, H, d_state.get());
   load_final_state_gradients<T>(layout, d_c, nullptr, H, d_cell.get());
   const auto step = [&](index_t k, index_t first, index_t count, T* dz, int part) {
@@ -118,17 +135,40 @@ void lstm_backward(const Problem& p, const T* kernel, const T* recurrent_kernel,
         dc_next[j] = dc * fg;
       }
     }
-    T* dx_block = dx_blocks.get() + part * kMaxBlockRows<T> * F;
     gemm(count, H, G, dz, G, 1, recurrent_t.get(), H, d_state.get() + first * H, H, Init::zero);
-    gemm(count, F, G, dz, G, 1, kernel_t.get(), F, dx_block, F, Init::zero);
-    scatter_rows(layout, dx_block, F, k, first, count, dx);
+    input.step(layout, k, first, count, dz, G, part);
   };
-  backward_over_steps<T>(p, layout, G,
-                         {{x_packed, false, F, 0, G, dkernel, G}, {states, true, H, 0, G, drecurrent_kernel, G}},
-                         {{0, G, dbias}}, ring, step,
-                         [&](int part, int parts) { zero_padded_steps<T>(layout, part, parts, F, dx); });
+  std::vector<WeightGradient<T>> weights{{states, true, H, 0, G, drecurrent_kernel, G}};
+  std::vector<BiasGradient<T>> biases;
+  input.add_gradients(weights, biases, dbias);
+  backward_over_steps<T>(
+      p, layout, G, weights, biases, ring, step,
+      [&](index_t k, index_t n, const T* g, int part, int parts) { input.chunk_step(layout, k, n, g, G, part, parts); },
+      [&](int part, int parts) { input.finish(layout, part, parts); });
+  input.after(p);
   store_initial_state_gradients(layout, d_state.get(), H, dh0);
   store_initial_state_gradients(layout, d_cell.get(), H, dc0);
+}
+
+template <class T>
+void lstm_backward(const Problem& p, const T* kernel, const T* recurrent_kernel, const T* x_packed, const T* gates,
+                   const T* states, const T* cells, const T* tanh_cells, const T* d_outputs, const T* d_h,
+                   const T* d_c, T* dx, T* dkernel, T* drecurrent_kernel, T* dbias, T* dh0, T* dc0, T* ring) {
+  DenseInputGrad<T> input(p, x_packed, kernel, 4 * p.units, dx, dkernel);
+  lstm_backward_steps(p, input, recurrent_kernel, gates, states, cells, tanh_cells, d_outputs, d_h, d_c,
+                      drecurrent_kernel, dbias, dh0, dc0, ring);
+}
+
+// dembeddings (V,F) instead of dx; d_table: V·4H scratch.
+template <class T>
+void lstm_backward_tokens(const Problem& p, const std::int32_t* ids_packed, index_t vocabulary, const T* embeddings,
+                          const T* kernel, const T* recurrent_kernel, const T* gates, const T* states, const T* cells,
+                          const T* tanh_cells, const T* d_outputs, const T* d_h, const T* d_c, T* dembeddings,
+                          T* dkernel, T* drecurrent_kernel, T* dbias, T* dh0, T* dc0, T* ring, T* d_table) {
+  TokenInputGrad<T> input(ids_packed, vocabulary, embeddings, kernel, p.features, 4 * p.units, d_table, dembeddings,
+                          dkernel);
+  lstm_backward_steps(p, input, recurrent_kernel, gates, states, cells, tanh_cells, d_outputs, d_h, d_c,
+                      drecurrent_kernel, dbias, dh0, dc0, ring);
 }
 
 }  // namespace RNNKIT_ISA

@@ -187,13 +187,14 @@ struct BiasGradient {
 // The backward step loop the cells share. Steps run from last to first in chunks of
 // kBackwardChunkSteps. In a chunk, each part runs step(k, first, count, d_gates_rows, part) over its
 // blocks of rows, writing those rows' d_gates; then, after a barrier, each part adds the chunk's share
-// of every weight and bias gradient for a fixed range of columns, while the chunk's d_gates are still
-// in cache. ring holds two chunks of d_gates (backward_ring_size), all the memory this takes; the
-// sums run over the steps in the same order for any number of parts. finish(part, parts) runs last.
-template <class T, class Step, class Finish>
+// of every weight and bias gradient for a fixed range of columns (and calls chunk_step(k, n, d_gates,
+// ld, part, parts) for each step), while the chunk's d_gates are still in cache. ring holds two
+// chunks of d_gates (backward_ring_size), all the memory this takes; the sums run over the steps in
+// the same order for any number of parts. finish(part, parts) runs last.
+template <class T, class Step, class ChunkStep, class Finish>
 void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t ld_gates,
                          const std::vector<WeightGradient<T>>& weights, const std::vector<BiasGradient<T>>& biases,
-                         T* ring, const Step& step, const Finish& finish) {
+                         T* ring, const Step& step, const ChunkStep& chunk_step, const Finish& finish) {
   for (const auto& w : weights) {
     for (index_t i = 0; i < w.source_cols; ++i) std::fill(w.out + i * w.ld_out, w.out + i * w.ld_out + w.cols, T(0));
   }
@@ -231,6 +232,7 @@ void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t l
             for (index_t j = c0; j < c1; ++j) b.out[j] += gr[j];
           }
         }
+        chunk_step(k, n, g, part, parts);
       }
     }
     finish(part, parts);

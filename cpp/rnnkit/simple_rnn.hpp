@@ -6,32 +6,31 @@
 //   saved for the backward, or both null for inference: x_packed (N,F), states (B+N,H)  [layout.hpp]
 #pragma once
 
-#include "recurrent.hpp"
+#include "inputs.hpp"
 
 namespace rnnkit {
 namespace RNNKIT_ISA {
 
-template <class T>
-void simple_rnn_forward(const Problem& p, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
-                        const T* h0, T* outputs, T* h_last, T* x_packed, T* states) {
+// The step loop, for either kind of input (inputs.hpp).
+template <class T, class Input>
+void simple_rnn_steps(const Problem& p, const Input& input, const T* recurrent_kernel, const T* bias, const T* h0,
+                      T* outputs, T* h_last, T* states) {
   const PackedLayout layout(p);
-  const index_t F = p.features, H = p.units;
-  const bool training = x_packed != nullptr;
+  const index_t H = p.units;
+  const bool training = states != nullptr;
   const auto own_h = training ? nullptr : scratch<T>(p.batch * H);
   const StateArray<T> hs{training ? states : own_h.get(), H, layout, training};
   load_initial_states(layout, h0, H, hs.data);
   parallel_parts(step_loop_parts<T>(p), [&](int part, int parts) {
-    const auto block_x = scratch<T>(kMaxBlockRows<T> * F);
+    const auto block_x = scratch<T>(input.block_size());
     const auto block_z = scratch<T>(kMaxBlockRows<T> * H);
     for (index_t k = 0; k < layout.steps(); ++k) {
       for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) {
-        T* xb = training ? x_packed + (layout.offset[k] + first) * F : block_x.get();
         // training writes the pre-activation straight into the new states; inference must not
         // overwrite h_{t-1} while the product still reads it
         T* z = training ? hs.after(k, first) : block_z.get();
-        pack_inputs(layout, x, F, k, first, count, xb);
-        gemm2<T>(count, H, {F, xb, F, 1, kernel, H}, {H, hs.before(k, first), H, 1, recurrent_kernel, H}, z, H,
-                 Init::row, bias);
+        input.project(layout, k, first, count, block_x.get(), {H, hs.before(k, first), H, 1, recurrent_kernel, H}, z,
+                      H, H, H, bias);
         for (index_t i = 0; i < count; ++i) {
           const T* zi = z + i * H;
           T* h = hs.after(k, first + i);
@@ -49,21 +48,35 @@ void simple_rnn_forward(const Problem& p, const T* x, const T* kernel, const T* 
   });
 }
 
+template <class T>
+void simple_rnn_forward(const Problem& p, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
+                        const T* h0, T* outputs, T* h_last, T* x_packed, T* states) {
+  simple_rnn_steps(p, DenseInput<T>{x, p.features, kernel, x_packed}, recurrent_kernel, bias, h0, outputs, h_last,
+                   states);
+}
+
+// ids (B,T) into embeddings (V,F); table: V·H scratch; ids_packed (N) kept for the backward.
+template <class T>
+void simple_rnn_forward_tokens(const Problem& p, const std::int32_t* ids, index_t vocabulary, const T* embeddings,
+                               const T* kernel, const T* recurrent_kernel, const T* bias, const T* h0, T* outputs,
+                               T* h_last, std::int32_t* ids_packed, T* states, T* table) {
+  embedding_projection(p, vocabulary, embeddings, kernel, p.units, bias, table);
+  simple_rnn_steps(p, TokenInput<T>{ids, table, ids_packed}, recurrent_kernel, bias, h0, outputs, h_last, states);
+}
+
 // dz_t = dh_t (1 - h_t^2)      dh_{t-1} = dz_t · recurrent_kernel^T      dx_t = dz_t · kernel^T
 // dkernel = sum x_t^T dz_t     drecurrent_kernel = sum h_{t-1}^T dz_t     dbias = sum dz_t
 // where dh_t = d_outputs_t + (gradient from step t+1), and d_h enters at each sequence's last step.
-// d_outputs (B,T,H) and d_h (B,H) may be null (zero); dx (B,T,F) dkernel (F,H)
-// drecurrent_kernel (H,H) dbias (H) dh0 (B,H); ring: backward_ring_size(B, T, H) elements of scratch.
-template <class T>
-void simple_rnn_backward(const Problem& p, const T* kernel, const T* recurrent_kernel, const T* x_packed,
-                         const T* states, const T* d_outputs, const T* d_h, T* dx, T* dkernel,
-                         T* drecurrent_kernel, T* dbias, T* dh0, T* ring) {
+// d_outputs (B,T,H) and d_h (B,H) may be null (zero). The input's gradients (dx, dkernel and dbias, or
+// dembeddings) come from `input` (inputs.hpp). dx (B,T,F) dkernel (F,H) drecurrent_kernel (H,H)
+// dbias (H) dh0 (B,H); ring: backward_ring_size(B, T, H) elements of scratch.
+template <class T, class InputGrad>
+void simple_rnn_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_kernel, const T* states,
+                               const T* d_outputs, const T* d_h, T* drecurrent_kernel, T* dbias, T* dh0, T* ring) {
   const PackedLayout layout(p);
-  const index_t F = p.features, H = p.units;
+  const index_t H = p.units;
   auto d_state = scratch<T>(p.batch * H);
   const auto recurrent_t = transposed(recurrent_kernel, H, H);
-  const auto kernel_t = transposed(kernel, F, H);
-  const auto dx_blocks = scratch<T>(p.threads * kMaxBlockRows<T> * F);
   load_final_state_gradients(layout, d_h, d_outputs, H, d_state.get());
   const auto step = [&](index_t k, index_t first, index_t count, T* dz, int part) {
     for (index_t i = 0; i < count; ++i) {
@@ -78,16 +91,37 @@ void simple_rnn_backward(const Problem& p, const T* kernel, const T* recurrent_k
         dzi[j] = g * (T(1) - h[j] * h[j]);
       }
     }
-    T* dx_block = dx_blocks.get() + part * kMaxBlockRows<T> * F;
     gemm(count, H, H, dz, H, 1, recurrent_t.get(), H, d_state.get() + first * H, H, Init::zero);
-    gemm(count, F, H, dz, H, 1, kernel_t.get(), F, dx_block, F, Init::zero);
-    scatter_rows(layout, dx_block, F, k, first, count, dx);
+    input.step(layout, k, first, count, dz, H, part);
   };
-  backward_over_steps<T>(p, layout, H,
-                         {{x_packed, false, F, 0, H, dkernel, H}, {states, true, H, 0, H, drecurrent_kernel, H}},
-                         {{0, H, dbias}}, ring, step,
-                         [&](int part, int parts) { zero_padded_steps<T>(layout, part, parts, F, dx); });
+  std::vector<WeightGradient<T>> weights{{states, true, H, 0, H, drecurrent_kernel, H}};
+  std::vector<BiasGradient<T>> biases;
+  input.add_gradients(weights, biases, dbias);
+  backward_over_steps<T>(
+      p, layout, H, weights, biases, ring, step,
+      [&](index_t k, index_t n, const T* g, int part, int parts) { input.chunk_step(layout, k, n, g, H, part, parts); },
+      [&](int part, int parts) { input.finish(layout, part, parts); });
+  input.after(p);
   store_initial_state_gradients(layout, d_state.get(), H, dh0);
+}
+
+template <class T>
+void simple_rnn_backward(const Problem& p, const T* kernel, const T* recurrent_kernel, const T* x_packed,
+                         const T* states, const T* d_outputs, const T* d_h, T* dx, T* dkernel,
+                         T* drecurrent_kernel, T* dbias, T* dh0, T* ring) {
+  DenseInputGrad<T> input(p, x_packed, kernel, p.units, dx, dkernel);
+  simple_rnn_backward_steps(p, input, recurrent_kernel, states, d_outputs, d_h, drecurrent_kernel, dbias, dh0, ring);
+}
+
+// dembeddings (V,F) instead of dx; d_table: V·H scratch.
+template <class T>
+void simple_rnn_backward_tokens(const Problem& p, const std::int32_t* ids_packed, index_t vocabulary,
+                                const T* embeddings, const T* kernel, const T* recurrent_kernel, const T* states,
+                                const T* d_outputs, const T* d_h, T* dembeddings, T* dkernel, T* drecurrent_kernel,
+                                T* dbias, T* dh0, T* ring, T* d_table) {
+  TokenInputGrad<T> input(ids_packed, vocabulary, embeddings, kernel, p.features, p.units, d_table, dembeddings,
+                          dkernel);
+  simple_rnn_backward_steps(p, input, recurrent_kernel, states, d_outputs, d_h, drecurrent_kernel, dbias, dh0, ring);
 }
 
 }  // namespace RNNKIT_ISA

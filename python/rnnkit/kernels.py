@@ -17,6 +17,12 @@ Variable-length sequences: ``lengths`` (batch,) gives each sequence's real lengt
 steps: the state carries over, an output repeats the previous output (zeros before the first real
 step), and no gradient flows through them.
 
+Token inputs: with ``embeddings=E`` (vocabulary, features), ``x`` holds integer token ids (batch,
+timesteps) and the input is ``E[x]``, as an Embedding layer feeding the recurrent layer gives it. The
+kernel then projects the table once, ``E @ kernel + bias``, instead of every token, and the backward
+returns ``.dembeddings`` (the gradient of E) in place of ``.dx``: the same numbers, a third fewer
+multiplications.
+
 Each backward takes the forward's result and the loss gradient with respect to the outputs and/or
 the last states (None = zero), and returns one gradient per input, shaped like it. A forward with
 ``save_for_backward=False`` (inference) keeps nothing for a backward and runs faster. The kernels run
@@ -52,53 +58,59 @@ __all__ = [
 ArrayOrNone = Optional[np.ndarray]
 
 
+def _gradients(cls, grads):
+    dx, dembeddings, *rest = grads
+    return cls(dx, *rest, dembeddings=dembeddings)
+
+
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre",
-                       save_for_backward=True) -> SimpleRNNForward:
+                       save_for_backward=True, embeddings=None) -> SimpleRNNForward:
     """h_t = tanh(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias) for every step.
 
     Returns ``.outputs`` (batch, timesteps, units) and ``.h`` (batch, units).
     """
-    outputs, h, saved = _core.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, lengths, padding,
-                                                 save_for_backward)
+    outputs, h, saved = _core.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, None, lengths, padding,
+                                                 save_for_backward, embeddings)
     return SimpleRNNForward(outputs, h, saved)
 
 
 def simple_rnn_backward(fwd: SimpleRNNForward, d_outputs=None, d_h=None) -> SimpleRNNGradients:
     """Gradients ``dx, dkernel, drecurrent_kernel, dbias, dh0`` from d(loss)/d(outputs) and d(loss)/d(h)."""
     check_forward_result(fwd, SimpleRNNForward, "rnnkit.kernels.simple_rnn_forward", tuple)
-    return SimpleRNNGradients(*_core.simple_rnn_backward(fwd.saved, d_outputs, d_h))
+    return _gradients(SimpleRNNGradients, _core.simple_rnn_backward(fwd.saved, d_outputs, d_h))
 
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths=None, padding="pre",
-                 save_for_backward=True) -> LSTMForward:
+                 save_for_backward=True, embeddings=None) -> LSTMForward:
     """Keras' LSTM: i, f, o = sigmoid, g = tanh of x_t @ kernel + h_{t-1} @ recurrent_kernel + bias;
     c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
 
     Returns ``.outputs`` (batch, timesteps, units), ``.h`` and ``.c`` (batch, units).
     """
     outputs, h, c, saved = _core.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, lengths, padding,
-                                              save_for_backward)
+                                              save_for_backward, embeddings)
     return LSTMForward(outputs, h, c, saved)
 
 
 def lstm_backward(fwd: LSTMForward, d_outputs=None, d_h=None, d_c=None) -> LSTMGradients:
     """Gradients ``dx, dkernel, drecurrent_kernel, dbias, dh0, dc0``."""
     check_forward_result(fwd, LSTMForward, "rnnkit.kernels.lstm_forward", tuple)
-    return LSTMGradients(*_core.lstm_backward(fwd.saved, d_outputs, d_h, d_c))
+    return _gradients(LSTMGradients, _core.lstm_backward(fwd.saved, d_outputs, d_h, d_c))
 
 
 def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre",
-                save_for_backward=True) -> GRUForward:
+                save_for_backward=True, embeddings=None) -> GRUForward:
     """Keras' GRU with reset_after=True: z, r = sigmoid(x W + b_in + h U + b_rec),
     hh = tanh(x W_h + b_in_h + r (h U_h + b_rec_h)), h_t = z h_{t-1} + (1 - z) hh.
 
     Returns ``.outputs`` (batch, timesteps, units) and ``.h`` (batch, units).
     """
-    outputs, h, saved = _core.gru_forward(x, kernel, recurrent_kernel, bias, h0, lengths, padding, save_for_backward)
+    outputs, h, saved = _core.gru_forward(x, kernel, recurrent_kernel, bias, h0, None, lengths, padding,
+                                          save_for_backward, embeddings)
     return GRUForward(outputs, h, saved)
 
 
 def gru_backward(fwd: GRUForward, d_outputs=None, d_h=None) -> GRUGradients:
     """Gradients ``dx, dkernel, drecurrent_kernel, dbias, dh0``."""
     check_forward_result(fwd, GRUForward, "rnnkit.kernels.gru_forward", tuple)
-    return GRUGradients(*_core.gru_backward(fwd.saved, d_outputs, d_h))
+    return _gradients(GRUGradients, _core.gru_backward(fwd.saved, d_outputs, d_h))

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import losses, optimizers, saving, training
 from . import metrics as metrics_lib
-from .layers import REGISTRY, InputLayer
+from .layers import REGISTRY, RNN, Embedding, InputLayer
 from .layers.base import auto_name, shape_str
 
 
@@ -108,11 +108,23 @@ class Sequential:
 
     # --- forward and backward --------------------------------------------------------------------
 
+    def _fused_embedding(self) -> bool:
+        """Whether the model starts Embedding -> recurrent layer, which then reads the token ids itself."""
+        return (len(self.layers) >= 2 and isinstance(self.layers[0], Embedding) and isinstance(self.layers[1], RNN)
+                and self.layers[1].takes_tokens_from(self.layers[0]))
+
     def _forward(self, x, training_mode):
         self._seen_input_shape = tuple(x.shape[1:])
         self._build_known_shapes(self._input_shape() or self._seen_input_shape)
         mask = None
-        for layer in self.layers:
+        layers = self.layers
+        if self._fused_embedding():
+            embedding, recurrent = layers[0], layers[1]
+            embedding_mask = embedding.compute_mask(x, None)
+            out = recurrent.forward(x, training=training_mode, mask=embedding_mask, embedding=embedding)
+            mask = recurrent.compute_mask(None, embedding_mask)
+            x, layers = out, layers[2:]
+        for layer in layers:
             out = layer.forward(x, training=training_mode, mask=mask)
             mask = layer.compute_mask(x, mask)
             x = out
@@ -121,7 +133,9 @@ class Sequential:
     def _backward(self, d_outputs, from_logits):
         last = self.layers[-1]
         d = last.backward_from_logits(d_outputs) if from_logits else last.backward(d_outputs)
-        for layer in reversed(self.layers[:-1]):
+        # with the embedding fused, the recurrent layer's backward fills the Embedding's gradient too
+        stop = 1 if self._fused_embedding() else 0
+        for layer in reversed(self.layers[stop:-1]):
             d = layer.backward(d)
 
     def __call__(self, x, training=False):

@@ -43,10 +43,25 @@ def _start(state, batch, units, dtype):
     return np.zeros((batch, units), dtype) if state is None else np.array(state, dtype=dtype)
 
 
+def _inputs(x, embeddings):
+    """x itself, or the embedding of each token id when an embedding table is given."""
+    return x if embeddings is None else embeddings[np.asarray(x)]
+
+
+def _input_gradient(saved, dx):
+    """(dx, dembeddings): with token inputs, dx summed into the rows of the ids that produced it."""
+    if saved["embeddings"] is None:
+        return dx, None
+    dembeddings = np.zeros_like(saved["embeddings"])
+    np.add.at(dembeddings, np.asarray(saved["ids"]), dx)
+    return None, dembeddings
+
+
 # --- SimpleRNN ------------------------------------------------------------------------------------
 
 
-def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre"):
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre", embeddings=None):
+    ids, x = x, _inputs(x, embeddings)
     batch, timesteps, _ = x.shape
     units = recurrent_kernel.shape[0]
     mask = step_mask(lengths, batch, timesteps, padding)
@@ -60,7 +75,8 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=No
         h = np.where(real, h_new, h)
         output = np.where(real, h_new, output)
         outputs.append(output)
-    saved = dict(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, mask=mask, steps=steps)
+    saved = dict(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, mask=mask, steps=steps, ids=ids,
+                 embeddings=embeddings)
     return SimpleRNNForward(np.stack(outputs, axis=1), h, saved)
 
 
@@ -86,13 +102,16 @@ def simple_rnn_backward(fwd, d_outputs=None, d_h=None):
         drecurrent_kernel += h_prev.T @ dz
         dbias += dz.sum(axis=0)
         dh = dz @ recurrent_kernel.T + np.where(real, 0, dh)
-    return SimpleRNNGradients(dx, dkernel, drecurrent_kernel, dbias, dh)
+    dx, dembeddings = _input_gradient(s, dx)
+    return SimpleRNNGradients(dx, dkernel, drecurrent_kernel, dbias, dh, dembeddings)
 
 
 # --- LSTM (gates i, f, c, o) ------------------------------------------------------------------------
 
 
-def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths=None, padding="pre"):
+def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths=None, padding="pre",
+                 embeddings=None):
+    ids, x = x, _inputs(x, embeddings)
     batch, timesteps, _ = x.shape
     units = recurrent_kernel.shape[0]
     mask = step_mask(lengths, batch, timesteps, padding)
@@ -114,7 +133,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths
         c = np.where(real, c_new, c)
         output = np.where(real, h_new, output)
         outputs.append(output)
-    saved = dict(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, mask=mask, steps=steps)
+    saved = dict(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, mask=mask, steps=steps, ids=ids,
+                 embeddings=embeddings)
     return LSTMForward(np.stack(outputs, axis=1), h, c, saved)
 
 
@@ -154,13 +174,15 @@ def lstm_backward(fwd, d_outputs=None, d_h=None, d_c=None):
         dbias += dz.sum(axis=0)
         dh = dz @ recurrent_kernel.T + np.where(real, 0, dh)
         dc = dc_new * f + np.where(real, 0, dc)
-    return LSTMGradients(dx, dkernel, drecurrent_kernel, dbias, dh, dc)
+    dx, dembeddings = _input_gradient(s, dx)
+    return LSTMGradients(dx, dkernel, drecurrent_kernel, dbias, dh, dc, dembeddings)
 
 
 # --- GRU (gates z, r, h; reset_after=True, bias (2, 3*units)) ---------------------------------------
 
 
-def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre"):
+def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre", embeddings=None):
+    ids, x = x, _inputs(x, embeddings)
     batch, timesteps, _ = x.shape
     units = recurrent_kernel.shape[0]
     mask = step_mask(lengths, batch, timesteps, padding)
@@ -179,7 +201,8 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, pad
         h = np.where(real, h_new, h)
         output = np.where(real, h_new, output)
         outputs.append(output)
-    saved = dict(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, mask=mask, steps=steps)
+    saved = dict(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, mask=mask, steps=steps, ids=ids,
+                 embeddings=embeddings)
     return GRUForward(np.stack(outputs, axis=1), h, saved)
 
 
@@ -211,4 +234,5 @@ def gru_backward(fwd, d_outputs=None, d_h=None):
         dbias[0] += d_input.sum(axis=0)
         dbias[1] += d_recurrent.sum(axis=0)
         dh = d_recurrent @ recurrent_kernel.T + dh_new * z + np.where(real, 0, dh)
-    return GRUGradients(dx, dkernel, drecurrent_kernel, dbias, dh)
+    dx, dembeddings = _input_gradient(s, dx)
+    return GRUGradients(dx, dkernel, drecurrent_kernel, dbias, dh, dembeddings)

@@ -35,32 +35,38 @@ class GRUForward:
     saved: Any = field(repr=False)
 
 
+# dx is None and dembeddings set when the forward took token ids into an embedding table.
+
+
 @dataclass(frozen=True, eq=False)
 class SimpleRNNGradients:
-    dx: np.ndarray
+    dx: Optional[np.ndarray]
     dkernel: np.ndarray
     drecurrent_kernel: np.ndarray
     dbias: np.ndarray
     dh0: np.ndarray
+    dembeddings: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True, eq=False)
 class LSTMGradients:
-    dx: np.ndarray
+    dx: Optional[np.ndarray]
     dkernel: np.ndarray
     drecurrent_kernel: np.ndarray
     dbias: np.ndarray
     dh0: np.ndarray
     dc0: np.ndarray
+    dembeddings: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True, eq=False)
 class GRUGradients:
-    dx: np.ndarray
+    dx: Optional[np.ndarray]
     dkernel: np.ndarray
     drecurrent_kernel: np.ndarray
     dbias: np.ndarray
     dh0: np.ndarray
+    dembeddings: Optional[np.ndarray] = None
 
 
 def check_forward_result(fwd: Any, expected: type, producer: str, saved_type: Optional[type] = None) -> None:

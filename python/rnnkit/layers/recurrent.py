@@ -66,19 +66,32 @@ class RNN(Layer):
 
     # --- forward and backward --------------------------------------------------------------------
 
-    def forward(self, inputs, *, training=False, mask=None):
-        x = self.cast_inputs(inputs)
-        if x.ndim != 3:
-            raise ValueError(f"{type(self).__name__} '{self.name}': expected inputs (batch, timesteps, features), "
-                             f"got shape {x.shape}")
+    def forward(self, inputs, *, training=False, mask=None, embedding=None):
+        """The layer's output. With ``embedding`` (the Embedding layer feeding this one), ``inputs`` are
+        its token ids: the kernel looks them up itself, projecting the table once instead of every
+        token, and the backward hands the table's gradient to that layer."""
+        if embedding is None:
+            x = self.cast_inputs(inputs)
+            if x.ndim != 3:
+                raise ValueError(f"{type(self).__name__} '{self.name}': expected inputs (batch, timesteps, features), "
+                                 f"got shape {x.shape}")
+            table = None
+        else:
+            x, table = np.asarray(inputs), embedding.params["embeddings"]
         if self.go_backwards:
             x = x[:, ::-1]
+        self._embedding = embedding
         forward_fn = getattr(kernels, f"{self.cell}_forward")
-        self._fwd = forward_fn(x, self.params["kernel"], self.params["recurrent_kernel"], self._bias())
+        self._fwd = forward_fn(x, self.params["kernel"], self.params["recurrent_kernel"], self._bias(),
+                               save_for_backward=training, embeddings=table)
         out = self._fwd.outputs if self.return_sequences else self._fwd.h
         if self.return_state:
             return [out] + [getattr(self._fwd, s) for s in self.state_names()]
         return out
+
+    def takes_tokens_from(self, embedding) -> bool:
+        """Whether this layer can read token ids through ``embedding`` directly."""
+        return embedding.dtype == self.dtype
 
     def backward(self, d_outputs):
         if self.return_state:
@@ -94,6 +107,9 @@ class RNN(Layer):
         self.grads["recurrent_kernel"] = grads.drecurrent_kernel
         if self.use_bias:
             self.grads["bias"] = grads.dbias
+        if self._embedding is not None:
+            self._embedding.grads["embeddings"] = grads.dembeddings
+            return None
         return grads.dx[:, ::-1] if self.go_backwards else grads.dx
 
     def _kernel_backward(self, d_seq, d_h, *d_other):

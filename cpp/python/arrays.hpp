@@ -1,0 +1,220 @@
+// The binding layer's tools: checking arguments (with messages that name the argument, the expected
+// shape or type, and what came), and NumPy arrays whose memory comes from the buffer pool.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "../buffer_pool.hpp"
+#include "../rnnkit/problem.hpp"
+
+namespace rnnkit {
+namespace py = pybind11;
+
+// --- messages --------------------------------------------------------------------------------------
+
+inline std::string shape_string(const std::vector<index_t>& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+inline std::vector<index_t> shape_of(const py::array& a) {
+  return std::vector<index_t>(a.shape(), a.shape() + a.ndim());
+}
+
+inline std::string dtype_name(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+[[noreturn]] inline void memory_error(const std::string& message) {
+  PyErr_SetString(PyExc_MemoryError, message.c_str());
+  throw py::error_already_set();
+}
+
+// --- arguments -------------------------------------------------------------------------------------
+
+inline py::array to_array(const py::handle& obj, const std::string& name) {
+  py::array arr = py::array::ensure(obj);
+  if (!arr) {
+    throw py::type_error(name + ": expected an array, got " + std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  return arr;
+}
+
+inline bool has_float_dtype(const py::array& a, std::size_t itemsize) {
+  return a.dtype().kind() == 'f' && static_cast<std::size_t>(a.itemsize()) == itemsize;
+}
+
+// The float type (4 or 8 bytes) of the array that sets a call's type; anything else is a TypeError.
+inline std::size_t float_size_of(const py::array& a, const std::string& name) {
+  if (has_float_dtype(a, 4) || has_float_dtype(a, 8)) return static_cast<std::size_t>(a.itemsize());
+  throw py::type_error(name + ": expected a float32 or float64 array, got dtype " + dtype_name(a));
+}
+
+inline const char* float_name(std::size_t size) { return size == 4 ? "float32" : "float64"; }
+
+// A C-contiguous array of T: copied only when the input is strided, Fortran-ordered or byte-swapped.
+// `reference` names the argument whose float type the call follows.
+template <class T>
+py::array_t<T> as_float_array(const py::handle& obj, const std::string& name, const std::string& reference = "x") {
+  py::array arr = to_array(obj, name);
+  if (!has_float_dtype(arr, sizeof(T))) {
+    throw py::type_error(name + ": dtype " + dtype_name(arr) + " does not match " + reference + "'s " +
+                         float_name(sizeof(T)) +
+                         "; rnnkit never converts between types silently, pass both as the same float type");
+  }
+  return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(arr);
+}
+
+inline void expect_shape(const py::array& a, const std::string& name, const std::vector<index_t>& expected,
+                         const std::string& meaning) {
+  const auto got = shape_of(a);
+  if (got == expected) return;
+  if (got.size() != expected.size()) {
+    throw py::value_error(name + ": expected a " + std::to_string(expected.size()) + "-D array " + meaning + " = " +
+                          shape_string(expected) + ", got a " + std::to_string(got.size()) + "-D array of shape " +
+                          shape_string(got));
+  }
+  throw py::value_error(name + ": expected shape " + meaning + " = " + shape_string(expected) + ", got " +
+                        shape_string(got));
+}
+
+// None, or an array of T with the given shape.
+template <class T>
+py::object checked_optional(const py::handle& obj, const std::string& name, const std::vector<index_t>& shape,
+                            const std::string& meaning, const std::string& reference = "x") {
+  if (obj.is_none()) return py::none();
+  py::array_t<T> a = as_float_array<T>(obj, name, reference);
+  expect_shape(a, name, shape, meaning);
+  return std::move(a);
+}
+
+template <class T>
+const T* data_or_null(const py::object& a) {
+  return a.is_none() ? nullptr : py::cast<py::array_t<T>>(a).data();
+}
+
+// a * b * ..., or a MemoryError when the product does not fit in the address space.
+inline index_t checked_size(std::initializer_list<index_t> factors, std::size_t itemsize, const std::string& what) {
+  index_t n = 1;
+  for (index_t f : factors) {
+    if (f < 0 || __builtin_mul_overflow(n, f, &n)) memory_error("rnnkit: " + what + " would exceed the address space");
+  }
+  index_t bytes;
+  if (__builtin_mul_overflow(n, static_cast<index_t>(itemsize), &bytes)) {
+    memory_error("rnnkit: " + what + " would exceed the address space");
+  }
+  return n;
+}
+
+// Sequence lengths: None, or an int64 copy after checking 0 <= length <= timesteps.
+inline py::object checked_lengths(const py::handle& obj, index_t batch, index_t timesteps) {
+  if (obj.is_none()) return py::none();
+  py::array arr = to_array(obj, "lengths");
+  const char kind = arr.dtype().kind();
+  if (kind != 'i' && kind != 'u') {
+    throw py::type_error("lengths: expected an integer array, got dtype " + dtype_name(arr));
+  }
+  expect_shape(arr, "lengths", {batch}, "(batch,)");
+  py::array_t<std::int64_t> out(batch);
+  auto as_double = py::array_t<double>::ensure(arr);  // exact for every length that can pass the check below
+  const double* in = as_double.data();
+  for (index_t i = 0; i < batch; ++i) {
+    if (!(in[i] >= 0 && in[i] <= static_cast<double>(timesteps))) {
+      throw py::value_error("lengths[" + std::to_string(i) + "] = " + std::string(py::str(arr[py::int_(i)])) +
+                            " is outside [0, timesteps=" + std::to_string(timesteps) + "]");
+    }
+    out.mutable_data()[i] = static_cast<std::int64_t>(in[i]);
+  }
+  return std::move(out);
+}
+
+inline bool checked_padding(const std::string& padding) {
+  if (padding == "pre") return true;
+  if (padding == "post") return false;
+  throw py::value_error("padding: expected 'pre' or 'post', got '" + padding + "'");
+}
+
+// Token ids as a C-contiguous array of Int, each checked to lie in [0, rows): an IndexError names the
+// first id outside and its position, a TypeError anything that is not integers.
+template <class Int>
+py::array_t<Int> checked_ids(const py::handle& obj, index_t rows, const std::string& name) {
+  py::array arr = to_array(obj, name);
+  const char kind = arr.dtype().kind();
+  if (kind != 'i' && kind != 'u') {
+    throw py::type_error(name + ": expected integer token ids, got dtype " + dtype_name(arr) +
+                         " (convert with .astype('int32') if the values are ids)");
+  }
+  const auto wide = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(arr);
+  const std::int64_t* data = wide.data();
+  for (index_t n = 0; n < wide.size(); ++n) {
+    if (data[n] >= 0 && data[n] < rows) continue;
+    std::string position;
+    for (index_t d = wide.ndim() - 1, rest = n; d >= 0; --d) {
+      position = std::to_string(rest % wide.shape(d)) + (position.empty() ? "" : ", ") + position;
+      rest /= wide.shape(d);
+    }
+    throw py::index_error("token id " + py::str(arr.attr("flat")[py::int_(n)]).cast<std::string>() +
+                          " at position (" + position + ") is outside [0, " + std::to_string(rows) + ")");
+  }
+  return py::array_t<Int, py::array::c_style | py::array::forcecast>::ensure(wide);
+}
+
+// --- memory ----------------------------------------------------------------------------------------
+
+// An uninitialized NumPy array whose memory comes from (and goes back to) the buffer pool.
+template <class T>
+py::array_t<T> new_array(const std::vector<index_t>& shape, const std::string& what) {
+  index_t n = 1;
+  for (index_t s : shape) n = checked_size({n, s}, sizeof(T), what);
+  struct Block {
+    void* data;
+    std::size_t bytes;
+  };
+  const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(n);
+  auto* block = new Block{buffer_pool::acquire(bytes), bytes};
+  py::capsule owner;
+  try {
+    owner = py::capsule(block, [](void* p) {
+      auto* b = static_cast<Block*>(p);
+      buffer_pool::release(b->data, b->bytes);
+      delete b;
+    });
+  } catch (...) {
+    buffer_pool::release(block->data, block->bytes);
+    delete block;
+    throw;
+  }
+  return py::array_t<T>(shape, static_cast<T*>(block->data), owner);
+}
+
+template <class T>
+py::array_t<T> copy_of(const py::array_t<T>& a) {
+  auto out = new_array<T>(shape_of(a), "a copy");
+  std::memcpy(out.mutable_data(), a.data(), sizeof(T) * static_cast<std::size_t>(a.size()));
+  return out;
+}
+
+// Scratch memory from the buffer pool for the duration of one call.
+template <class T>
+class PooledScratch {
+ public:
+  explicit PooledScratch(index_t n) : bytes_(sizeof(T) * static_cast<std::size_t>(n)) {
+    data_ = static_cast<T*>(buffer_pool::acquire(bytes_));
+  }
+  ~PooledScratch() { buffer_pool::release(data_, bytes_); }
+  PooledScratch(const PooledScratch&) = delete;
+  PooledScratch& operator=(const PooledScratch&) = delete;
+  T* get() const { return data_; }
+
+ private:
+  std::size_t bytes_;
+  T* data_;
+};
+
+}  // namespace rnnkit

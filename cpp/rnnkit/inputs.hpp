@@ -1,0 +1,200 @@
+// Where a recurrent layer's input x_t comes from, and so how the step computes x_t · kernel + bias and
+// where the gradient of x goes.
+//
+//   DenseInput  x (B,T,F) is given. The projection is one more factor of the step's product; the
+//               backward writes dx (B,T,F) and adds x^T · dz to dkernel.
+//   TokenInput  x_t = embeddings[ids] for token ids (B,T) into an embedding table (V,F). Then
+//               x_t · kernel + bias is a row of table = embeddings · kernel + bias (V, cols), computed
+//               once per call with V rather than B·T rows, and a step gathers rows of it. The
+//               backward sums dz into d_table (V, cols) by token, and then
+//                 dembeddings = d_table · kernel^T    dkernel = embeddings^T · d_table
+//                 dbias = sum of d_table's rows
+//               This is how a layer fed by an Embedding trains: the same numbers, a third fewer
+//               multiplications.
+#pragma once
+
+#include <cstdint>
+
+#include "recurrent.hpp"
+
+namespace rnnkit {
+namespace RNNKIT_ISA {
+
+template <class T>
+struct DenseInput {
+  const T* x;           // (B,T,F)
+  index_t features;     // F
+  const T* kernel;      // (F, cols)
+  T* packed;            // (N,F): x in packed order, kept for the backward; null for inference
+  index_t block_size() const { return kMaxBlockRows<T> * features; }
+
+  // z (count, cols) = x_t · kernel[:, :cols] + bias [+ h_{t-1} · U], for rows first .. first+count-1
+  // at step k. block (block_size()) is scratch for x when nothing is kept.
+  void project(const PackedLayout& layout, index_t k, index_t first, index_t count, T* block,
+               const Factor<T>& recurrent, T* z, index_t ldz, index_t cols, index_t ld_kernel, const T* bias) const {
+    T* xb = packed ? packed + (layout.offset[k] + first) * features : block;
+    pack_inputs(layout, x, features, k, first, count, xb);
+    gemm2<T>(count, cols, {features, xb, features, 1, kernel, ld_kernel}, recurrent, z, ldz, Init::row, bias);
+  }
+};
+
+template <class T>
+struct TokenInput {
+  const std::int32_t* ids;  // (B,T)
+  const T* table;           // (V, cols) = embeddings · kernel + bias
+  std::int32_t* packed;     // (N): ids in packed order, kept for the backward; null for inference
+  index_t block_size() const { return 0; }
+
+  void project(const PackedLayout& layout, index_t k, index_t first, index_t count, T* /*block*/,
+               const Factor<T>& recurrent, T* z, index_t ldz, index_t cols, index_t /*ld_kernel*/,
+               const T* /*bias*/) const {
+    for (index_t i = 0; i < count; ++i) {
+      const std::int32_t id = *at_step(layout, ids, 1, k, first + i);
+      if (packed) packed[layout.offset[k] + first + i] = id;
+      copy_row(table + id * cols, cols, z + i * ldz);
+    }
+    if (recurrent.k > 0) {
+      Factor<T> none = recurrent;
+      none.k = 0;
+      gemm2<T>(count, cols, recurrent, none, z, ldz, Init::load);
+    }
+  }
+};
+
+// The gradient side of DenseInput: dx (B,T,F) per block of a step, and x^T · dz for dkernel among the
+// weight gradients, over the first `cols` columns of the step's d_gates.
+template <class T>
+class DenseInputGrad {
+ public:
+  DenseInputGrad(const Problem& p, const T* x_packed, const T* kernel, index_t cols, T* dx, T* dkernel)
+      : x_packed_(x_packed),
+        features_(p.features),
+        cols_(cols),
+        kernel_t_(transposed(kernel, p.features, cols)),
+        dx_blocks_(scratch<T>(p.threads * kMaxBlockRows<T> * p.features)),
+        dx_(dx),
+        dkernel_(dkernel) {}
+
+  void step(const PackedLayout& layout, index_t k, index_t first, index_t count, const T* dz, index_t ldz,
+            int part) const {
+    T* block = dx_blocks_.get() + part * kMaxBlockRows<T> * features_;
+    gemm(count, features_, cols_, dz, ldz, 1, kernel_t_.get(), features_, block, features_, Init::zero);
+    scatter_rows(layout, block, features_, k, first, count, dx_);
+  }
+  void add_gradients(std::vector<WeightGradient<T>>& weights, std::vector<BiasGradient<T>>& biases,
+                     T* dbias) const {
+    weights.push_back({x_packed_, false, features_, 0, cols_, dkernel_, cols_});
+    biases.push_back({0, cols_, dbias});
+  }
+  void chunk_step(const PackedLayout&, index_t, index_t, const T*, index_t, int, int) const {}
+  void finish(const PackedLayout& layout, int part, int parts) const {
+    zero_padded_steps<T>(layout, part, parts, features_, dx_);
+  }
+  void after(const Problem&) const {}
+
+ private:
+  const T* x_packed_;
+  index_t features_, cols_;
+  std::unique_ptr<T[]> kernel_t_, dx_blocks_;
+  T* dx_;
+  T* dkernel_;
+};
+
+// The gradient side of TokenInput: d_table (V, cols) sums the first `cols` columns of d_gates by token
+// while the backward reduces each chunk, and after the loop
+//   dembeddings = d_table · kernel^T    dkernel = embeddings^T · d_table    dbias = column sums of d_table
+// (d_table is the gradient of the table embeddings · kernel + bias). d_table: V·cols scratch.
+template <class T>
+class TokenInputGrad {
+ public:
+  TokenInputGrad(const std::int32_t* ids_packed, index_t vocabulary, const T* embeddings, const T* kernel,
+                 index_t features, index_t cols, T* d_table, T* dembeddings, T* dkernel)
+      : ids_(ids_packed),
+        vocabulary_(vocabulary),
+        embeddings_(embeddings),
+        kernel_(kernel),
+        features_(features),
+        cols_(cols),
+        d_table_(d_table),
+        dembeddings_(dembeddings),
+        dkernel_(dkernel) {
+    std::fill(d_table_, d_table_ + vocabulary_ * cols_, T(0));
+  }
+
+  void step(const PackedLayout&, index_t, index_t, index_t, const T*, index_t, int) const {}
+  void add_gradients(std::vector<WeightGradient<T>>&, std::vector<BiasGradient<T>>&, T* dbias) {
+    dbias_ = dbias;
+  }
+  // Adds step k's d_gates (n rows) into d_table, for part's share of the columns: the rows of each
+  // token in the same order for any number of parts.
+  void chunk_step(const PackedLayout& layout, index_t k, index_t n, const T* g, index_t ldg, int part,
+                  int parts) const {
+    index_t c0, c1;
+    column_share<T>(cols_, part, parts, c0, c1);
+    const std::int32_t* ids = ids_ + layout.offset[k];
+    for (index_t r = 0; r < n; ++r) {
+      T* dst = d_table_ + ids[r] * cols_;
+      const T* src = g + r * ldg;
+      RNNKIT_SIMD_LOOP
+      for (index_t j = c0; j < c1; ++j) dst[j] += src[j];
+    }
+  }
+  void finish(const PackedLayout&, int, int) const {}
+  void after(const Problem& p) const {
+    const auto kernel_t = transposed(kernel_, features_, cols_);
+    constexpr index_t kChunk = 256;
+    const index_t chunks = (vocabulary_ + kChunk - 1) / kChunk;
+    parallel_parts(p.threads, [&](int part, int parts) {
+      index_t begin, end;
+      even_share(chunks, part, parts, begin, end);  // rows of dembeddings: independent
+      for (index_t c = begin; c < end; ++c) {
+        const index_t r0 = c * kChunk, r1 = std::min(vocabulary_, r0 + kChunk);
+        gemm(r1 - r0, features_, cols_, d_table_ + r0 * cols_, cols_, 1, kernel_t.get(), features_,
+             dembeddings_ + r0 * features_, features_, Init::zero);
+      }
+      index_t c0, c1;
+      column_share<T>(cols_, part, parts, c0, c1);  // columns of dkernel and dbias: sums in a fixed order
+      if (c0 < c1) {
+        gemm(features_, c1 - c0, vocabulary_, embeddings_, index_t(1), features_, d_table_ + c0, cols_, dkernel_ + c0,
+             cols_, Init::zero);
+        std::fill(dbias_ + c0, dbias_ + c1, T(0));
+        for (index_t v = 0; v < vocabulary_; ++v) {
+          const T* row = d_table_ + v * cols_;
+          for (index_t j = c0; j < c1; ++j) dbias_[j] += row[j];
+        }
+      }
+    });
+  }
+
+ private:
+  const std::int32_t* ids_;
+  index_t vocabulary_;
+  const T* embeddings_;
+  const T* kernel_;
+  index_t features_, cols_;
+  T* d_table_;
+  T* dembeddings_;
+  T* dkernel_;
+  T* dbias_ = nullptr;
+};
+
+// table (V, cols) = embeddings (V,F) · kernel (F, cols) + bias, split between threads by fixed chunks of
+// rows (every row in the same register tile for any thread count).
+template <class T>
+void embedding_projection(const Problem& p, index_t vocabulary, const T* embeddings, const T* kernel, index_t cols,
+                          const T* bias, T* table) {
+  constexpr index_t kChunk = 256;
+  const index_t chunks = (vocabulary + kChunk - 1) / kChunk;
+  parallel_parts(static_cast<int>(std::min<index_t>(p.threads, chunks)), [&](int part, int parts) {
+    index_t begin, end;
+    even_share(chunks, part, parts, begin, end);
+    for (index_t c = begin; c < end; ++c) {
+      const index_t r0 = c * kChunk, r1 = std::min(vocabulary, r0 + kChunk);
+      gemm(r1 - r0, cols, p.features, embeddings + r0 * p.features, p.features, 1, kernel, cols, table + r0 * cols,
+           cols, Init::row, bias);
+    }
+  });
+}
+
+}  // namespace RNNKIT_ISA
+}  // namespace rnnkit
