@@ -108,12 +108,12 @@ void gru_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_k
       const T* a = gates + (row0 + i) * G;  // z r hh m_h
       const T* h_prev = states + layout.state_row(k - 1, r) * H;
       T* dh = d_state.get() + r * H;  // gradient of h_t in, dh z out
-      const T* d_out = d_outputs ? at_step(layout, d_outputs, H, k, r) : nullptr;
+      if (d_outputs) add_row(at_step(layout, d_outputs, H, k, r), H, dh);
       T* d = dz + i * G;
       RNNKIT_SIMD_LOOP
       for (index_t j = 0; j < H; ++j) {
         const T z = a[j], rg = a[H + j], hh = a[2 * H + j], mh = a[3 * H + j];
-        const T dhj = d_out ? dh[j] + d_out[j] : dh[j];
+        const T dhj = dh[j];
         const T dzh = dhj * (T(1) - z) * (T(1) - hh * hh);
         d[j] = dhj * (h_prev[j] - hh) * z * (T(1) - z);
         d[H + j] = dzh * mh * rg * (T(1) - rg);

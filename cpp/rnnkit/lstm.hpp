@@ -119,14 +119,14 @@ void lstm_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_
       const T* a = gates + (row0 + i) * G;  // i f g o
       const T* tc = tanh_cells + (row0 + i) * H;
       const T* c_prev = cells + layout.state_row(k - 1, r) * H;
-      const T* dh = d_state.get() + r * H;
+      T* dh = d_state.get() + r * H;
       T* dc_next = d_cell.get() + r * H;
-      const T* d_out = d_outputs ? at_step(layout, d_outputs, H, k, r) : nullptr;
+      if (d_outputs) add_row(at_step(layout, d_outputs, H, k, r), H, dh);
       T* d = dz + i * G;
       RNNKIT_SIMD_LOOP
       for (index_t j = 0; j < H; ++j) {
         const T ig = a[j], fg = a[H + j], gg = a[2 * H + j], og = a[3 * H + j];
-        const T dhj = d_out ? dh[j] + d_out[j] : dh[j];
+        const T dhj = dh[j];
         const T dc = dc_next[j] + dhj * og * (T(1) - tc[j] * tc[j]);
         d[j] = dc * gg * ig * (T(1) - ig);
         d[H + j] = dc * c_prev[j] * fg * (T(1) - fg);

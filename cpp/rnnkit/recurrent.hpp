@@ -63,6 +63,13 @@ inline void copy_row(const T* src, index_t n, T* dst) {
   for (index_t j = 0; j < n; ++j) dst[j] = src[j];
 }
 
+// dst[0..n) += src[0..n)
+template <class T>
+inline void add_row(const T* src, index_t n, T* dst) {
+  RNNKIT_SIMD_LOOP
+  for (index_t j = 0; j < n; ++j) dst[j] += src[j];
+}
+
 // Copies timestep time(k, r) of rows first .. first+count-1 from x (batch, timesteps, features) to
 // consecutive rows of dst.
 template <class T>

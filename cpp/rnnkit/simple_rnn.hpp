@@ -82,14 +82,11 @@ void simple_rnn_backward_steps(const Problem& p, InputGrad& input, const T* recu
     for (index_t i = 0; i < count; ++i) {
       const index_t r = first + i;
       const T* h = states + layout.state_row(k, r) * H;
-      const T* dh = d_state.get() + r * H;
-      const T* d_out = d_outputs ? at_step(layout, d_outputs, H, k, r) : nullptr;
+      T* dh = d_state.get() + r * H;
+      if (d_outputs) add_row(at_step(layout, d_outputs, H, k, r), H, dh);
       T* dzi = dz + i * H;
       RNNKIT_SIMD_LOOP
-      for (index_t j = 0; j < H; ++j) {
-        const T g = d_out ? dh[j] + d_out[j] : dh[j];
-        dzi[j] = g * (T(1) - h[j] * h[j]);
-      }
+      for (index_t j = 0; j < H; ++j) dzi[j] = dh[j] * (T(1) - h[j] * h[j]);
     }
     gemm(count, H, H, dz, H, 1, recurrent_t.get(), H, d_state.get() + first * H, H, Init::zero);
     input.step(layout, k, first, count, dz, H, part);
