@@ -34,6 +34,9 @@ TUTORIAL = (128, 500, 32, 32)
 
 
 def median_seconds(fn, repeats, warmup=1):
+    # Other runtimes' worker threads (PyTorch's OpenMP, NumPy's OpenBLAS) spin for a while after their
+    # last call and would slow whatever runs next: let them go idle first.
+    time.sleep(0.3)
     for _ in range(warmup):
         fn()
     times = []
@@ -210,7 +213,8 @@ def format_row(row):
         extra += f"  {row['gflops']:6.1f} GFLOP/s ({100 * row['peak_fraction']:4.1f}% of peak)"
     if "speedup_vs_torch" in row:
         extra += f"  {row['speedup_vs_torch']:5.2f}x PyTorch"
-    return f"{row['cell']:>10} B={row['batch']:<3} T={row['timesteps']} H={row['units']:<3} {row['mode']:<16} {ms}{extra}"
+    shape = f"B={row['batch']:<3} T={row['timesteps']} H={row['units']:<3}"
+    return f"{row['cell']:>10} {shape} {row['mode']:<16} {ms}{extra}"
 
 
 def machine():
@@ -220,8 +224,8 @@ def machine():
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "python": sys.version.split()[0], "numpy": np.__version__}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu, "cores": cores, "python": sys.version.split()[0], "numpy": np.__version__}
 
 
 def markdown(result):
@@ -230,7 +234,8 @@ def markdown(result):
              f"({result['build']['simd']} kernels, {result['build']['threads']} threads); PyTorch "
              f"{result['torch'] or 'not installed'}; NumPy matmul peak "
              f"{result['numpy_matmul_peak_gflops']:.0f} GFLOP/s. Median ms per call.", "",
-             "| cell | batch | units | step | rnnkit ms | PyTorch ms | NumPy ms | rnnkit vs PyTorch | GFLOP/s | of peak |",
+             "| cell | batch | units | step | rnnkit ms | PyTorch ms | NumPy ms | rnnkit vs PyTorch | GFLOP/s "
+             "| of peak |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in result["rows"]:
         ms = r["ms"]
@@ -248,7 +253,7 @@ def markdown(result):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the tutorial shape only")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) NumPy reference")
     parser.add_argument("--out", default="bench/results", help="directory for kernels.json and kernels.md")
     args = parser.parse_args()

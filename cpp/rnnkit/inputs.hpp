@@ -32,6 +32,12 @@ struct DenseInput {
   // at step k. block (block_size()) is scratch for x when nothing is kept.
   void project(const PackedLayout& layout, index_t k, index_t first, index_t count, T* block,
                const Factor<T>& recurrent, T* z, index_t ldz, index_t cols, index_t ld_kernel, const T* bias) const {
+    if (!packed && layout.uniform) {  // nothing to keep and row r is sequence r: read x where it is
+      const T* xb = x + (first * layout.timesteps + k) * features;
+      gemm2<T>(count, cols, {features, xb, layout.timesteps * features, 1, kernel, ld_kernel}, recurrent, z, ldz,
+               Init::row, bias);
+      return;
+    }
     T* xb = packed ? packed + (layout.offset[k] + first) * features : block;
     pack_inputs(layout, x, features, k, first, count, xb);
     gemm2<T>(count, cols, {features, xb, features, 1, kernel, ld_kernel}, recurrent, z, ldz, Init::row, bias);
