@@ -56,8 +56,8 @@ def test_each_simd_build_runs_when_chosen_and_agrees_with_the_others(isa):
         pytest.skip(f"this CPU cannot run {isa}")
     code = ("import rnnkit, numpy as np; from rnnkit import kernels; print(rnnkit.build_info()['simd']); "
             "rng = np.random.default_rng(0); x = rng.standard_normal((3, 7, 5)); "
-            "print(repr(kernels.lstm_forward(x, rng.standard_normal((5, 24)), rng.standard_normal((6, 24)), "
-            "np.zeros(24)).outputs.sum()))")
+            "print(repr(float(kernels.lstm_forward(x, rng.standard_normal((5, 24)), rng.standard_normal((6, 24)), "
+            "np.zeros(24)).outputs.sum())))")
     done = python(code, RNNKIT_ISA=isa)
     assert done.returncode == 0, done.stderr
     chosen, total = done.stdout.split()
