@@ -47,13 +47,14 @@ std::vector<index_t> saved_shape(const CellSpec& cell, const std::string& name, 
   if (name == "x_packed") return {rows, p.features};
   if (name == "embeddings") return {vocabulary, p.features};
   if (name == "gates") return {rows, 4 * H};
-  if (name == "states" || name == "cells") return {p.batch + rows, H};
+  if (name == "states" || name == "cells" || name == "masked_states") return {p.batch + rows, H};
   return {rows, H};  // tanh_cells
 }
 
-std::vector<std::string> saved_names(const CellSpec& cell, bool tokens) {
+std::vector<std::string> saved_names(const CellSpec& cell, bool tokens, bool masked) {
   std::vector<std::string> names{"kernel", "recurrent_kernel", tokens ? "embeddings" : "x_packed"};
   names.insert(names.end(), cell.saved.begin(), cell.saved.end());
+  if (masked) names.push_back("masked_states");  // with recurrent dropout: h_{t-1} times the mask
   return names;
 }
 
@@ -69,6 +70,8 @@ struct ForwardInputs {
   py::object h0, c0;  // None or py::array_t<T>
   const T* h0_data = nullptr;
   const T* c0_data = nullptr;
+  py::object recurrent_mask;  // None or py::array_t<T> (batch, units)
+  const T* mask_data = nullptr;
   py::object lengths;  // int64 array or None
   std::string padding;
 
@@ -86,7 +89,8 @@ void check_not_empty(const Problem& p, const std::vector<index_t>& shape, const 
 template <class T>
 void check_weights_and_states(const CellSpec& cell, ForwardInputs<T>& in, const py::handle& kernel,
                               const py::handle& recurrent_kernel, const py::handle& bias, const py::handle& h0,
-                              const py::handle& c0, const py::handle& lengths, const std::string& padding) {
+                              const py::handle& c0, const py::handle& recurrent_mask, const py::handle& lengths,
+                              const std::string& padding) {
   Problem& p = in.problem;
   const std::string ref = in.reference();
   in.recurrent_kernel = as_float_array<T>(recurrent_kernel, "recurrent_kernel", ref);
@@ -110,6 +114,8 @@ void check_weights_and_states(const CellSpec& cell, ForwardInputs<T>& in, const 
   in.c0 = checked_optional<T>(c0, "c0", {p.batch, H}, "(batch, units)", ref);
   in.h0_data = data_or_null<T>(in.h0);
   in.c0_data = data_or_null<T>(in.c0);
+  in.recurrent_mask = checked_optional<T>(recurrent_mask, "recurrent_mask", {p.batch, H}, "(batch, units)", ref);
+  in.mask_data = data_or_null<T>(in.recurrent_mask);
   in.lengths = checked_lengths(lengths, p.batch, p.timesteps);
   p.pre_padding = checked_padding(padding);
   in.padding = padding;
@@ -121,7 +127,8 @@ void check_weights_and_states(const CellSpec& cell, ForwardInputs<T>& in, const 
 template <class T>
 ForwardInputs<T> check_dense(const CellSpec& cell, const py::array& x, const py::handle& kernel,
                              const py::handle& recurrent_kernel, const py::handle& bias, const py::handle& h0,
-                             const py::handle& c0, const py::handle& lengths, const std::string& padding) {
+                             const py::handle& c0, const py::handle& recurrent_mask, const py::handle& lengths,
+                             const std::string& padding) {
   ForwardInputs<T> in;
   in.x = as_float_array<T>(x, "x");
   if (in.x.ndim() != 3) {
@@ -133,15 +140,15 @@ ForwardInputs<T> check_dense(const CellSpec& cell, const py::array& x, const py:
   p.timesteps = in.x.shape(1);
   p.features = in.x.shape(2);
   check_not_empty(p, shape_of(in.x), "x");
-  check_weights_and_states(cell, in, kernel, recurrent_kernel, bias, h0, c0, lengths, padding);
+  check_weights_and_states(cell, in, kernel, recurrent_kernel, bias, h0, c0, recurrent_mask, lengths, padding);
   return in;
 }
 
 template <class T>
 ForwardInputs<T> check_tokens(const CellSpec& cell, const py::handle& x, const py::array& embeddings,
                               const py::handle& kernel, const py::handle& recurrent_kernel, const py::handle& bias,
-                              const py::handle& h0, const py::handle& c0, const py::handle& lengths,
-                              const std::string& padding) {
+                              const py::handle& h0, const py::handle& c0, const py::handle& recurrent_mask,
+                              const py::handle& lengths, const std::string& padding) {
   ForwardInputs<T> in;
   in.tokens = true;
   in.embeddings = as_float_array<T>(embeddings, "embeddings", "embeddings");
@@ -160,7 +167,7 @@ ForwardInputs<T> check_tokens(const CellSpec& cell, const py::handle& x, const p
   p.timesteps = in.ids.shape(1);
   p.features = in.embeddings.shape(1);
   check_not_empty(p, {p.batch, p.timesteps, p.features}, "x (token ids) with embeddings");
-  check_weights_and_states(cell, in, kernel, recurrent_kernel, bias, h0, c0, lengths, padding);
+  check_weights_and_states(cell, in, kernel, recurrent_kernel, bias, h0, c0, recurrent_mask, lengths, padding);
   return in;
 }
 
@@ -173,7 +180,8 @@ py::tuple forward_impl(const CellSpec& cell, const ForwardInputs<T>& in, bool sa
   auto c = new_array<T>({cell_id(cell) == CellId::lstm ? p.batch : 0, H}, "c");
   // Saved for the backward: copies of the weights (an in-place update of the caller's arrays after
   // this call cannot change the backward), then the step loop's records; all null for inference.
-  const auto names = saved_names(cell, in.tokens);
+  const bool masked = in.mask_data != nullptr;
+  const auto names = saved_names(cell, in.tokens, masked);
   std::vector<py::array_t<T>> saved;
   std::vector<T*> s(names.size(), nullptr);
   py::array_t<std::int32_t> ids_packed;
@@ -191,33 +199,34 @@ py::tuple forward_impl(const CellSpec& cell, const ForwardInputs<T>& in, bool sa
   const index_t table_columns = (cell.split_bias ? 3 : cell.gates) * H;
   const PooledScratch<T> table(in.tokens ? checked_size({V, table_columns}, sizeof(T), "the projection table") : 0);
   const T *xd = in.tokens ? nullptr : in.x.data(), *w = in.kernel.data(), *u = in.recurrent_kernel.data();
-  const T *b = in.bias.data(), *e = in.tokens ? in.embeddings.data() : nullptr;
+  const T *b = in.bias.data(), *e = in.tokens ? in.embeddings.data() : nullptr, *rm = in.mask_data;
   const std::int32_t* ids = in.tokens ? in.ids.data() : nullptr;
   T *out = outputs.mutable_data(), *hd = h.mutable_data(), *cd = c.mutable_data(), *tb = table.get();
+  T* ms = save_for_backward && masked ? s.back() : nullptr;
   {
     py::gil_scoped_release release;
     const auto& k = kernels().get<T>();
     switch (cell_id(cell)) {
       case CellId::simple_rnn:
         if (in.tokens) {
-          k.simple_rnn_forward_tokens(p, ids, V, e, w, u, b, in.h0_data, out, hd, ids_out, s[3], tb);
+          k.simple_rnn_forward_tokens(p, ids, V, e, w, u, b, in.h0_data, rm, out, hd, ids_out, s[3], ms, tb);
         } else {
-          k.simple_rnn_forward(p, xd, w, u, b, in.h0_data, out, hd, s[2], s[3]);
+          k.simple_rnn_forward(p, xd, w, u, b, in.h0_data, rm, out, hd, s[2], s[3], ms);
         }
         break;
       case CellId::lstm:
         if (in.tokens) {
-          k.lstm_forward_tokens(p, ids, V, e, w, u, b, in.h0_data, in.c0_data, out, hd, cd, ids_out, s[3], s[4], s[5],
-                                s[6], tb);
+          k.lstm_forward_tokens(p, ids, V, e, w, u, b, in.h0_data, in.c0_data, rm, out, hd, cd, ids_out, s[3], s[4],
+                                s[5], s[6], ms, tb);
         } else {
-          k.lstm_forward(p, xd, w, u, b, in.h0_data, in.c0_data, out, hd, cd, s[2], s[3], s[4], s[5], s[6]);
+          k.lstm_forward(p, xd, w, u, b, in.h0_data, in.c0_data, rm, out, hd, cd, s[2], s[3], s[4], s[5], s[6], ms);
         }
         break;
       case CellId::gru:
         if (in.tokens) {
-          k.gru_forward_tokens(p, ids, V, e, w, u, b, in.h0_data, out, hd, ids_out, s[3], s[4], tb);
+          k.gru_forward_tokens(p, ids, V, e, w, u, b, in.h0_data, rm, out, hd, ids_out, s[3], s[4], ms, tb);
         } else {
-          k.gru_forward(p, xd, w, u, b, in.h0_data, out, hd, s[2], s[3], s[4]);
+          k.gru_forward(p, xd, w, u, b, in.h0_data, rm, out, hd, s[2], s[3], s[4], ms);
         }
         break;
     }
@@ -226,8 +235,9 @@ py::tuple forward_impl(const CellSpec& cell, const ForwardInputs<T>& in, bool sa
   if (save_for_backward) {
     py::list arrays;
     for (const auto& a : saved) arrays.append(a);
+    py::object mask_copy = masked ? py::object(copy_of(py::cast<py::array_t<T>>(in.recurrent_mask))) : py::none();
     state = py::make_tuple(cell.name, p.batch, p.timesteps, p.features, H, in.lengths, in.padding, py::tuple(arrays),
-                           in.tokens ? py::object(ids_packed) : py::object(py::none()));
+                           in.tokens ? py::object(ids_packed) : py::object(py::none()), mask_copy);
   }
   if (cell_id(cell) == CellId::lstm) return py::make_tuple(outputs, h, c, state);
   return py::make_tuple(outputs, h, state);
@@ -241,6 +251,7 @@ struct SavedState {
   py::object lengths;
   std::vector<py::array_t<T>> arrays;  // saved_names order
   py::array_t<std::int32_t> ids_packed;
+  py::object recurrent_mask;  // None or py::array_t<T> (batch, units)
   bool tokens = false;
 };
 
@@ -257,7 +268,7 @@ std::size_t saved_float_size(const py::tuple& saved) {
 template <class T>
 SavedState<T> check_saved(const CellSpec& cell, const py::tuple& saved) {
   const std::string bad = std::string("fwd: not the saved state of a ") + cell.name + "_forward call";
-  if (saved.size() != 9 || !py::isinstance<py::str>(saved[0]) || saved[0].cast<std::string>() != cell.name) {
+  if (saved.size() != 10 || !py::isinstance<py::str>(saved[0]) || saved[0].cast<std::string>() != cell.name) {
     throw py::type_error(bad);
   }
   SavedState<T> s;
@@ -272,8 +283,10 @@ SavedState<T> check_saved(const CellSpec& cell, const py::tuple& saved) {
   p.pre_padding = checked_padding(saved[6].cast<std::string>());
   p.threads = current_threads();
   s.tokens = !saved[8].is_none();
+  s.recurrent_mask = checked_optional<T>(saved[9], "fwd.recurrent_mask", {p.batch, p.units}, "(batch, units)",
+                                         "the forward call");
   const auto arrays = saved[7].cast<py::tuple>();
-  const auto names = saved_names(cell, s.tokens);
+  const auto names = saved_names(cell, s.tokens, !s.recurrent_mask.is_none());
   if (arrays.size() != names.size()) throw py::value_error(bad);
   const index_t rows = packed_rows(p);
   index_t vocabulary = 0;
@@ -321,6 +334,8 @@ py::tuple backward_impl(const CellSpec& cell, const py::tuple& saved, const py::
   const PooledScratch<T> d_table(s.tokens ? V * table_columns : 0);
   const std::int32_t* ids = s.tokens ? s.ids_packed.data() : nullptr;
   T *w = ring.get(), *dt = d_table.get();
+  const T* rm = data_or_null<T>(s.recurrent_mask);
+  const T* ms = rm ? a.back() : nullptr;
   {
     py::gil_scoped_release release;
     const auto& k = kernels().get<T>();
@@ -328,27 +343,28 @@ py::tuple backward_impl(const CellSpec& cell, const py::tuple& saved, const py::
     switch (cell_id(cell)) {
       case CellId::simple_rnn:
         if (s.tokens) {
-          k.simple_rnn_backward_tokens(p, ids, V, a[2], a[0], a[1], a[3], d_out_data, dh_data, g[0], g[1], g[2], g[3],
-                                       g[4], w, dt);
+          k.simple_rnn_backward_tokens(p, ids, V, a[2], a[0], a[1], a[3], rm, ms, d_out_data, dh_data, g[0], g[1], g[2],
+                                       g[3], g[4], w, dt);
         } else {
-          k.simple_rnn_backward(p, a[0], a[1], a[2], a[3], d_out_data, dh_data, g[0], g[1], g[2], g[3], g[4], w);
+          k.simple_rnn_backward(p, a[0], a[1], a[2], a[3], rm, ms, d_out_data, dh_data, g[0], g[1], g[2], g[3], g[4],
+                                w);
         }
         break;
       case CellId::lstm:
         if (s.tokens) {
-          k.lstm_backward_tokens(p, ids, V, a[2], a[0], a[1], a[3], a[4], a[5], a[6], d_out_data, dh_data, dc_data,
-                                 g[0], g[1], g[2], g[3], g[4], g[5], w, dt);
+          k.lstm_backward_tokens(p, ids, V, a[2], a[0], a[1], a[3], a[4], a[5], a[6], rm, ms, d_out_data, dh_data,
+                                 dc_data, g[0], g[1], g[2], g[3], g[4], g[5], w, dt);
         } else {
-          k.lstm_backward(p, a[0], a[1], a[2], a[3], a[4], a[5], a[6], d_out_data, dh_data, dc_data, g[0], g[1], g[2],
-                          g[3], g[4], g[5], w);
+          k.lstm_backward(p, a[0], a[1], a[2], a[3], a[4], a[5], a[6], rm, ms, d_out_data, dh_data, dc_data, g[0],
+                          g[1], g[2], g[3], g[4], g[5], w);
         }
         break;
       case CellId::gru:
         if (s.tokens) {
-          k.gru_backward_tokens(p, ids, V, a[2], a[0], a[1], a[3], a[4], d_out_data, dh_data, g[0], g[1], g[2], g[3],
-                                g[4], w, dt);
+          k.gru_backward_tokens(p, ids, V, a[2], a[0], a[1], a[3], a[4], rm, ms, d_out_data, dh_data, g[0], g[1], g[2],
+                                g[3], g[4], w, dt);
         } else {
-          k.gru_backward(p, a[0], a[1], a[2], a[3], a[4], d_out_data, dh_data, g[0], g[1], g[2], g[3], g[4], w);
+          k.gru_backward(p, a[0], a[1], a[2], a[3], a[4], rm, ms, d_out_data, dh_data, g[0], g[1], g[2], g[3], g[4], w);
         }
         break;
     }
@@ -366,27 +382,28 @@ py::tuple backward_impl(const CellSpec& cell, const py::tuple& saved, const py::
 template <class T>
 py::tuple forward_typed(const CellSpec& cell, const py::handle& x, const py::handle& embeddings,
                         const py::handle& kernel, const py::handle& recurrent_kernel, const py::handle& bias,
-                        const py::handle& h0, const py::handle& c0, const py::handle& lengths,
-                        const std::string& padding, bool save_for_backward) {
+                        const py::handle& h0, const py::handle& c0, const py::handle& recurrent_mask,
+                        const py::handle& lengths, const std::string& padding, bool save_for_backward) {
   const auto in = embeddings.is_none()
-                      ? check_dense<T>(cell, to_array(x, "x"), kernel, recurrent_kernel, bias, h0, c0, lengths, padding)
+                      ? check_dense<T>(cell, to_array(x, "x"), kernel, recurrent_kernel, bias, h0, c0, recurrent_mask,
+                                       lengths, padding)
                       : check_tokens<T>(cell, x, to_array(embeddings, "embeddings"), kernel, recurrent_kernel, bias,
-                                        h0, c0, lengths, padding);
+                                        h0, c0, recurrent_mask, lengths, padding);
   return forward_impl<T>(cell, in, save_for_backward);
 }
 
 py::tuple forward(const CellSpec& cell, const py::handle& x, const py::handle& kernel,
                   const py::handle& recurrent_kernel, const py::handle& bias, const py::handle& h0,
                   const py::handle& c0, const py::handle& lengths, const std::string& padding, bool save_for_backward,
-                  const py::handle& embeddings) {
+                  const py::handle& embeddings, const py::handle& recurrent_mask) {
   if (cell_id(cell) != CellId::lstm && !c0.is_none()) {
     throw py::value_error(std::string("c0: only an LSTM has a cell state, ") + cell.name + " takes h0 alone");
   }
   // The float type comes from x, or from the embedding table when x holds token ids.
   const std::size_t size = embeddings.is_none() ? float_size_of(to_array(x, "x"), "x")
                                                 : float_size_of(to_array(embeddings, "embeddings"), "embeddings");
-  return RNNKIT_BY_FLOAT_TYPE(forward_typed, size, cell, x, embeddings, kernel, recurrent_kernel, bias, h0, c0, lengths,
-                              padding, save_for_backward);
+  return RNNKIT_BY_FLOAT_TYPE(forward_typed, size, cell, x, embeddings, kernel, recurrent_kernel, bias, h0, c0,
+                              recurrent_mask, lengths, padding, save_for_backward);
 }
 
 py::tuple backward(const CellSpec& cell, const py::tuple& saved, const py::handle& d_outputs, const py::handle& d_h,
@@ -406,13 +423,15 @@ void bind_recurrent(py::module_& m) {
         (name + "_forward").c_str(),
         [cell](const py::handle& x, const py::handle& kernel, const py::handle& recurrent_kernel,
                const py::handle& bias, const py::handle& h0, const py::handle& c0, const py::handle& lengths,
-               const std::string& padding, bool save_for_backward, const py::handle& embeddings) {
+               const std::string& padding, bool save_for_backward, const py::handle& embeddings,
+               const py::handle& recurrent_mask) {
           return forward(*cell, x, kernel, recurrent_kernel, bias, h0, c0, lengths, padding, save_for_backward,
-                         embeddings);
+                         embeddings, recurrent_mask);
         },
         py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0") = py::none(),
         py::arg("c0") = py::none(), py::arg("lengths") = py::none(), py::arg("padding") = "pre",
-        py::arg("save_for_backward") = true, py::arg("embeddings") = py::none());
+        py::arg("save_for_backward") = true, py::arg("embeddings") = py::none(),
+        py::arg("recurrent_mask") = py::none());
     m.def(
         (name + "_backward").c_str(),
         [cell](const py::tuple& saved, const py::handle& d_outputs, const py::handle& d_h, const py::handle& d_c) {

@@ -7,8 +7,10 @@
 // Shapes (B batch, T timesteps, F features, H units, N packed rows):
 //   x (B,T,F)  kernel (F,3H)  recurrent_kernel (H,3H)  bias (2,3H)  h0 (B,H) or null = zeros
 //   outputs (B,T,H)  h_last (B,H)
+//   recurrent_mask (B,H) or null: recurrent dropout, the products read h_{t-1} times it; the carry
+//   z h_{t-1} keeps the state itself, as in Keras
 //   saved for the backward, or all null for inference: x_packed (N,F), gates (N,4H) = z r hh m_h,
-//   states (B+N,H)
+//   states (B+N,H), and with a recurrent mask masked_states (B+N,H) = h_{t-1} times the mask
 #pragma once
 
 #include "inputs.hpp"
@@ -19,7 +21,7 @@ namespace RNNKIT_ISA {
 // The step loop, for either kind of input (inputs.hpp).
 template <class T, class Input>
 void gru_steps(const Problem& p, const Input& input, const T* recurrent_kernel, const T* bias, const T* h0,
-               T* outputs, T* h_last, T* gates, T* states) {
+               const T* recurrent_mask, T* outputs, T* h_last, T* gates, T* states, T* masked_states) {
   const PackedLayout layout(p);
   const index_t H = p.units, G = 4 * H;
   const bool training = gates != nullptr;
@@ -30,15 +32,17 @@ void gru_steps(const Problem& p, const Input& input, const T* recurrent_kernel, 
     const auto block_x = scratch<T>(input.block_size());
     const auto block_z = scratch<T>(kMaxBlockRows<T> * G);
     const auto m = scratch<T>(kMaxBlockRows<T> * 3 * H);  // h_{t-1} · recurrent_kernel + bias[1] of one block
+    const auto block_hm = scratch<T>(recurrent_mask ? kMaxBlockRows<T> * H : 0);
     for (index_t k = 0; k < layout.steps(); ++k) {
       for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) {
         const index_t row0 = layout.offset[k] + first;
         T* z = training ? gates + row0 * G : block_z.get();
+        T* hm = training && recurrent_mask ? masked_states + layout.state_row(k - 1, first) * H : block_hm.get();
+        const T* h_in = recurrent_input(layout, hs, k, first, count, recurrent_mask, hm);
         // reset_after keeps the two products apart: r multiplies only the recurrent one
-        input.project(layout, k, first, count, block_x.get(), {0, hs.before(k, first), H, 1, recurrent_kernel, 3 * H},
-                      z, G, 3 * H, 3 * H, bias);
-        gemm(count, 3 * H, H, hs.before(k, first), H, 1, recurrent_kernel, 3 * H, m.get(), 3 * H, Init::row,
-             bias + 3 * H);
+        input.project(layout, k, first, count, block_x.get(), {0, h_in, H, 1, recurrent_kernel, 3 * H}, z, G, 3 * H,
+                      3 * H, bias);
+        gemm(count, 3 * H, H, h_in, H, 1, recurrent_kernel, 3 * H, m.get(), 3 * H, Init::row, bias + 3 * H);
         for (index_t i = 0; i < count; ++i) {
           const index_t r = first + i;
           T* gi = z + i * G;  // x_z x_r x_h on entry; z r hh m_h on exit
@@ -68,18 +72,21 @@ void gru_steps(const Problem& p, const Input& input, const T* recurrent_kernel, 
 
 template <class T>
 void gru_forward(const Problem& p, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
-                 const T* h0, T* outputs, T* h_last, T* x_packed, T* gates, T* states) {
-  gru_steps(p, DenseInput<T>{x, p.features, kernel, x_packed}, recurrent_kernel, bias, h0, outputs, h_last, gates,
-            states);
+                 const T* h0, const T* recurrent_mask, T* outputs, T* h_last, T* x_packed, T* gates, T* states,
+                 T* masked_states) {
+  gru_steps(p, DenseInput<T>{x, p.features, kernel, x_packed}, recurrent_kernel, bias, h0, recurrent_mask, outputs,
+            h_last, gates, states, masked_states);
 }
 
 // ids (B,T) into embeddings (V,F); table: V·3H scratch (with the input bias); ids_packed (N) kept.
 template <class T>
 void gru_forward_tokens(const Problem& p, const std::int32_t* ids, index_t vocabulary, const T* embeddings,
-                        const T* kernel, const T* recurrent_kernel, const T* bias, const T* h0, T* outputs, T* h_last,
-                        std::int32_t* ids_packed, T* gates, T* states, T* table) {
+                        const T* kernel, const T* recurrent_kernel, const T* bias, const T* h0,
+                        const T* recurrent_mask, T* outputs, T* h_last, std::int32_t* ids_packed, T* gates, T* states,
+                        T* masked_states, T* table) {
   embedding_projection(p, vocabulary, embeddings, kernel, 3 * p.units, bias, table);
-  gru_steps(p, TokenInput<T>{ids, table, ids_packed}, recurrent_kernel, bias, h0, outputs, h_last, gates, states);
+  gru_steps(p, TokenInput<T>{ids, table, ids_packed}, recurrent_kernel, bias, h0, recurrent_mask, outputs, h_last,
+            gates, states, masked_states);
 }
 
 // With dh_t = d_outputs_t + (gradient from step t+1):
@@ -94,13 +101,14 @@ void gru_forward_tokens(const Problem& p, const std::int32_t* ids, index_t vocab
 // ring: backward_ring_size(B, T, 4H) elements of scratch, for dz_z dz_r dz_h dm_h.
 template <class T, class InputGrad>
 void gru_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_kernel, const T* gates,
-                        const T* states, const T* d_outputs, const T* d_h, T* drecurrent_kernel, T* dbias, T* dh0,
-                        T* ring) {
+                        const T* states, const T* recurrent_mask, const T* masked_states, const T* d_outputs,
+                        const T* d_h, T* drecurrent_kernel, T* dbias, T* dh0, T* ring) {
   const PackedLayout layout(p);
   const index_t H = p.units, G = 4 * H;
   auto d_state = scratch<T>(p.batch * H);
   const auto recurrent_t = transposed(recurrent_kernel, H, 3 * H);
   load_final_state_gradients(layout, d_h, d_outputs, H, d_state.get());
+  const auto recurrent_blocks = scratch<T>(recurrent_mask ? p.threads * kMaxBlockRows<T> * H : 0);
   const auto step = [&](index_t k, index_t first, index_t count, T* dz, int part) {
     const index_t row0 = layout.offset[k] + first;
     for (index_t i = 0; i < count; ++i) {
@@ -122,14 +130,24 @@ void gru_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_k
         dh[j] = dhj * z;
       }
     }
-    // dh_{t-1} += [dz_z dz_r] · U_zr^T + dm_h · U_h^T, in one pass
-    gemm2<T>(count, H, {2 * H, dz, G, 1, recurrent_t.get(), H}, {H, dz + 3 * H, G, 1, recurrent_t.get() + 2 * H * H, H},
-             d_state.get() + first * H, H, Init::load);
+    // dh_{t-1} += [dz_z dz_r] · U_zr^T + dm_h · U_h^T, in one pass; with recurrent dropout that term
+    // goes through the mask, the carried h_{t-1} (h_t = z h_{t-1} + ...) does not
+    const Factor<T> zr{2 * H, dz, G, 1, recurrent_t.get(), H}, h{H, dz + 3 * H, G, 1, recurrent_t.get() + 2 * H * H, H};
+    T* dh = d_state.get() + first * H;
+    if (recurrent_mask == nullptr) {
+      gemm2<T>(count, H, zr, h, dh, H, Init::load);
+    } else {
+      T* through = recurrent_blocks.get() + part * kMaxBlockRows<T> * H;
+      gemm2<T>(count, H, zr, h, through, H, Init::zero);
+      scale_by_mask(layout, recurrent_mask, H, first, count, through);
+      for (index_t i = 0; i < count; ++i) add_row(through + i * H, H, dh + i * H);
+    }
     input.step(layout, k, first, count, dz, G, part);
   };
   T* db_recurrent = dbias + 3 * H;
-  std::vector<WeightGradient<T>> weights{{states, true, H, 0, 2 * H, drecurrent_kernel, 3 * H},
-                                         {states, true, H, 3 * H, H, drecurrent_kernel + 2 * H, 3 * H}};
+  const T* h_read = recurrent_mask ? masked_states : states;  // what the recurrent product read
+  std::vector<WeightGradient<T>> weights{{h_read, true, H, 0, 2 * H, drecurrent_kernel, 3 * H},
+                                         {h_read, true, H, 3 * H, H, drecurrent_kernel + 2 * H, 3 * H}};
   std::vector<BiasGradient<T>> biases{{0, 2 * H, db_recurrent}, {3 * H, H, db_recurrent + 2 * H}};
   input.add_gradients(weights, biases, dbias);  // dbias[0], the input bias
   backward_over_steps<T>(
@@ -142,21 +160,23 @@ void gru_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_k
 
 template <class T>
 void gru_backward(const Problem& p, const T* kernel, const T* recurrent_kernel, const T* x_packed, const T* gates,
-                  const T* states, const T* d_outputs, const T* d_h, T* dx, T* dkernel, T* drecurrent_kernel,
-                  T* dbias, T* dh0, T* ring) {
+                  const T* states, const T* recurrent_mask, const T* masked_states, const T* d_outputs,
+                  const T* d_h, T* dx, T* dkernel, T* drecurrent_kernel, T* dbias, T* dh0, T* ring) {
   DenseInputGrad<T> input(p, x_packed, kernel, 3 * p.units, dx, dkernel);
-  gru_backward_steps(p, input, recurrent_kernel, gates, states, d_outputs, d_h, drecurrent_kernel, dbias, dh0, ring);
+  gru_backward_steps(p, input, recurrent_kernel, gates, states, recurrent_mask, masked_states, d_outputs, d_h,
+                     drecurrent_kernel, dbias, dh0, ring);
 }
 
 // dembeddings (V,F) instead of dx; d_table: V·3H scratch.
 template <class T>
 void gru_backward_tokens(const Problem& p, const std::int32_t* ids_packed, index_t vocabulary, const T* embeddings,
                          const T* kernel, const T* recurrent_kernel, const T* gates, const T* states,
-                         const T* d_outputs, const T* d_h, T* dembeddings, T* dkernel, T* drecurrent_kernel, T* dbias,
-                         T* dh0, T* ring, T* d_table) {
+                         const T* recurrent_mask, const T* masked_states, const T* d_outputs, const T* d_h,
+                         T* dembeddings, T* dkernel, T* drecurrent_kernel, T* dbias, T* dh0, T* ring, T* d_table) {
   TokenInputGrad<T> input(ids_packed, vocabulary, embeddings, kernel, p.features, 3 * p.units, d_table, dembeddings,
                           dkernel);
-  gru_backward_steps(p, input, recurrent_kernel, gates, states, d_outputs, d_h, drecurrent_kernel, dbias, dh0, ring);
+  gru_backward_steps(p, input, recurrent_kernel, gates, states, recurrent_mask, masked_states, d_outputs, d_h,
+                     drecurrent_kernel, dbias, dh0, ring);
 }
 
 }  // namespace RNNKIT_ISA

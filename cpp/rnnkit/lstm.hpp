@@ -6,8 +6,10 @@
 // Shapes (B batch, T timesteps, F features, H units, N packed rows):
 //   x (B,T,F)  kernel (F,4H)  recurrent_kernel (H,4H)  bias (4H)  h0, c0 (B,H) or null = zeros
 //   outputs (B,T,H)  h_last, c_last (B,H)
+//   recurrent_mask (B,H) or null: recurrent dropout, the product reads h_{t-1} times it
 //   saved for the backward, or all null for inference: x_packed (N,F), gates (N,4H) = i f g o after
-//   their activations, states (B+N,H), cells (B+N,H) laid out as states, tanh_cells (N,H)
+//   their activations, states (B+N,H), cells (B+N,H) laid out as states, tanh_cells (N,H), and with a
+//   recurrent mask masked_states (B+N,H) = h_{t-1} times the mask, as the product read them
 // The _tokens variants take x as ids into an embedding table (inputs.hpp) and keep the ids instead of x.
 #pragma once
 
@@ -19,7 +21,8 @@ namespace RNNKIT_ISA {
 // The step loop, for either kind of input (inputs.hpp).
 template <class T, class Input>
 void lstm_steps(const Problem& p, const Input& input, const T* recurrent_kernel, const T* bias, const T* h0,
-                const T* c0, T* outputs, T* h_last, T* c_last, T* gates, T* states, T* cells, T* tanh_cells) {
+                const T* c0, const T* recurrent_mask, T* outputs, T* h_last, T* c_last, T* gates, T* states,
+                T* cells, T* tanh_cells, T* masked_states) {
   const PackedLayout layout(p);
   const index_t H = p.units, G = 4 * H;
   const bool training = gates != nullptr;
@@ -33,13 +36,15 @@ void lstm_steps(const Problem& p, const Input& input, const T* recurrent_kernel,
     const auto block_x = scratch<T>(input.block_size());  // inference keeps nothing: one block's worth
     const auto block_z = scratch<T>(kMaxBlockRows<T> * G);
     const auto block_tc = scratch<T>(kMaxBlockRows<T> * H);
+    const auto block_hm = scratch<T>(recurrent_mask ? kMaxBlockRows<T> * H : 0);
     for (index_t k = 0; k < layout.steps(); ++k) {
       for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) {
         const index_t row0 = layout.offset[k] + first;
         T* z = training ? gates + row0 * G : block_z.get();
         T* tc_block = training ? tanh_cells + row0 * H : block_tc.get();
-        input.project(layout, k, first, count, block_x.get(), {H, hs.before(k, first), H, 1, recurrent_kernel, G}, z,
-                      G, G, G, bias);
+        T* hm = training && recurrent_mask ? masked_states + layout.state_row(k - 1, first) * H : block_hm.get();
+        const T* h_in = recurrent_input(layout, hs, k, first, count, recurrent_mask, hm);
+        input.project(layout, k, first, count, block_x.get(), {H, h_in, H, 1, recurrent_kernel, G}, z, G, G, G, bias);
         for (index_t i = 0; i < count; ++i) {
           const index_t r = first + i;
           T* zi = z + i * G;
@@ -75,21 +80,21 @@ void lstm_steps(const Problem& p, const Input& input, const T* recurrent_kernel,
 
 template <class T>
 void lstm_forward(const Problem& p, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
-                  const T* h0, const T* c0, T* outputs, T* h_last, T* c_last, T* x_packed, T* gates, T* states,
-                  T* cells, T* tanh_cells) {
-  lstm_steps(p, DenseInput<T>{x, p.features, kernel, x_packed}, recurrent_kernel, bias, h0, c0, outputs, h_last,
-             c_last, gates, states, cells, tanh_cells);
+                  const T* h0, const T* c0, const T* recurrent_mask, T* outputs, T* h_last, T* c_last, T* x_packed,
+                  T* gates, T* states, T* cells, T* tanh_cells, T* masked_states) {
+  lstm_steps(p, DenseInput<T>{x, p.features, kernel, x_packed}, recurrent_kernel, bias, h0, c0, recurrent_mask,
+             outputs, h_last, c_last, gates, states, cells, tanh_cells, masked_states);
 }
 
 // ids (B,T) into embeddings (V,F); table: V·4H scratch; ids_packed (N) kept for the backward.
 template <class T>
 void lstm_forward_tokens(const Problem& p, const std::int32_t* ids, index_t vocabulary, const T* embeddings,
                          const T* kernel, const T* recurrent_kernel, const T* bias, const T* h0, const T* c0,
-                         T* outputs, T* h_last, T* c_last, std::int32_t* ids_packed, T* gates, T* states, T* cells,
-                         T* tanh_cells, T* table) {
+                         const T* recurrent_mask, T* outputs, T* h_last, T* c_last, std::int32_t* ids_packed, T* gates,
+                         T* states, T* cells, T* tanh_cells, T* masked_states, T* table) {
   embedding_projection(p, vocabulary, embeddings, kernel, 4 * p.units, bias, table);
-  lstm_steps(p, TokenInput<T>{ids, table, ids_packed}, recurrent_kernel, bias, h0, c0, outputs, h_last, c_last,
-             gates, states, cells, tanh_cells);
+  lstm_steps(p, TokenInput<T>{ids, table, ids_packed}, recurrent_kernel, bias, h0, c0, recurrent_mask, outputs,
+             h_last, c_last, gates, states, cells, tanh_cells, masked_states);
 }
 
 // With dh_t = d_outputs_t + (gradient from step t+1) and dc_t the cell gradient from step t+1:
@@ -103,8 +108,9 @@ void lstm_forward_tokens(const Problem& p, const std::int32_t* ids, index_t voca
 // ring: backward_ring_size(B, T, 4H) elements of scratch.
 template <class T, class InputGrad>
 void lstm_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_kernel, const T* gates,
-                         const T* states, const T* cells, const T* tanh_cells, const T* d_outputs, const T* d_h,
-                         const T* d_c, T* drecurrent_kernel, T* dbias, T* dh0, T* dc0, T* ring) {
+                         const T* states, const T* cells, const T* tanh_cells, const T* recurrent_mask,
+                         const T* masked_states, const T* d_outputs, const T* d_h, const T* d_c,
+                         T* drecurrent_kernel, T* dbias, T* dh0, T* dc0, T* ring) {
   const PackedLayout layout(p);
   const index_t H = p.units, G = 4 * H;
   auto d_state = scratch<T>(p.batch * H);
@@ -136,9 +142,12 @@ void lstm_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_
       }
     }
     gemm(count, H, G, dz, G, 1, recurrent_t.get(), H, d_state.get() + first * H, H, Init::zero);
+    scale_by_mask(layout, recurrent_mask, H, first, count, d_state.get() + first * H);
     input.step(layout, k, first, count, dz, G, part);
   };
-  std::vector<WeightGradient<T>> weights{{states, true, H, 0, G, drecurrent_kernel, G}};
+  // the recurrent product read h_{t-1} times the mask: its weight gradient does too
+  const T* h_read = recurrent_mask ? masked_states : states;
+  std::vector<WeightGradient<T>> weights{{h_read, true, H, 0, G, drecurrent_kernel, G}};
   std::vector<BiasGradient<T>> biases;
   input.add_gradients(weights, biases, dbias);
   backward_over_steps<T>(
@@ -152,23 +161,25 @@ void lstm_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_
 
 template <class T>
 void lstm_backward(const Problem& p, const T* kernel, const T* recurrent_kernel, const T* x_packed, const T* gates,
-                   const T* states, const T* cells, const T* tanh_cells, const T* d_outputs, const T* d_h,
-                   const T* d_c, T* dx, T* dkernel, T* drecurrent_kernel, T* dbias, T* dh0, T* dc0, T* ring) {
+                   const T* states, const T* cells, const T* tanh_cells, const T* recurrent_mask,
+                   const T* masked_states, const T* d_outputs, const T* d_h, const T* d_c, T* dx, T* dkernel,
+                   T* drecurrent_kernel, T* dbias, T* dh0, T* dc0, T* ring) {
   DenseInputGrad<T> input(p, x_packed, kernel, 4 * p.units, dx, dkernel);
-  lstm_backward_steps(p, input, recurrent_kernel, gates, states, cells, tanh_cells, d_outputs, d_h, d_c,
-                      drecurrent_kernel, dbias, dh0, dc0, ring);
+  lstm_backward_steps(p, input, recurrent_kernel, gates, states, cells, tanh_cells, recurrent_mask, masked_states,
+                      d_outputs, d_h, d_c, drecurrent_kernel, dbias, dh0, dc0, ring);
 }
 
 // dembeddings (V,F) instead of dx; d_table: V·4H scratch.
 template <class T>
 void lstm_backward_tokens(const Problem& p, const std::int32_t* ids_packed, index_t vocabulary, const T* embeddings,
                           const T* kernel, const T* recurrent_kernel, const T* gates, const T* states, const T* cells,
-                          const T* tanh_cells, const T* d_outputs, const T* d_h, const T* d_c, T* dembeddings,
-                          T* dkernel, T* drecurrent_kernel, T* dbias, T* dh0, T* dc0, T* ring, T* d_table) {
+                          const T* tanh_cells, const T* recurrent_mask, const T* masked_states,
+                          const T* d_outputs, const T* d_h, const T* d_c, T* dembeddings, T* dkernel,
+                          T* drecurrent_kernel, T* dbias, T* dh0, T* dc0, T* ring, T* d_table) {
   TokenInputGrad<T> input(ids_packed, vocabulary, embeddings, kernel, p.features, 4 * p.units, d_table, dembeddings,
                           dkernel);
-  lstm_backward_steps(p, input, recurrent_kernel, gates, states, cells, tanh_cells, d_outputs, d_h, d_c,
-                      drecurrent_kernel, dbias, dh0, dc0, ring);
+  lstm_backward_steps(p, input, recurrent_kernel, gates, states, cells, tanh_cells, recurrent_mask, masked_states,
+                      d_outputs, d_h, d_c, drecurrent_kernel, dbias, dh0, dc0, ring);
 }
 
 }  // namespace RNNKIT_ISA

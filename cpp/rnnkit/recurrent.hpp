@@ -92,6 +92,36 @@ struct StateArray {
   const T* last(index_t r) const { return data + (every_step ? layout.final_state_row(r) : r) * units; }
 };
 
+// h_{t-1} of rows first .. first+count-1 as the recurrent product reads it: the states themselves, or,
+// with recurrent dropout, times the row's mask (batch, units), fixed over the steps; the masked copy
+// goes to dst (count, units).
+template <class T>
+const T* recurrent_input(const PackedLayout& layout, const StateArray<T>& hs, index_t k, index_t first,
+                         index_t count, const T* mask, T* dst) {
+  if (mask == nullptr) return hs.before(k, first);
+  const index_t H = hs.units;
+  for (index_t i = 0; i < count; ++i) {
+    const T* h = hs.before(k, first + i);
+    const T* m = mask + layout.order[first + i] * H;
+    T* out = dst + i * H;
+    RNNKIT_SIMD_LOOP
+    for (index_t j = 0; j < H; ++j) out[j] = h[j] * m[j];
+  }
+  return dst;
+}
+
+// rows[i] *= mask row of sequence first + i: the gradient through a recurrent dropout mask.
+template <class T>
+void scale_by_mask(const PackedLayout& layout, const T* mask, index_t units, index_t first, index_t count, T* rows) {
+  if (mask == nullptr) return;
+  for (index_t i = 0; i < count; ++i) {
+    const T* m = mask + layout.order[first + i] * units;
+    T* row = rows + i * units;
+    RNNKIT_SIMD_LOOP
+    for (index_t j = 0; j < units; ++j) row[j] *= m[j];
+  }
+}
+
 // After the step loop, for part's rows: the last state (batch, units) of each sequence and, unless
 // outputs is null, at the padded steps of outputs (batch, timesteps, units) what a masked step gives
 // in Keras: zeros before the first real step, the previous output after the last one.

@@ -3,7 +3,9 @@
 // Shapes (B batch, T timesteps, F features, H units, N packed rows = real steps of all sequences):
 //   x (B,T,F)  kernel (F,H)  recurrent_kernel (H,H)  bias (H)  h0 (B,H) or null = zeros
 //   outputs (B,T,H)  h_last (B,H)
-//   saved for the backward, or both null for inference: x_packed (N,F), states (B+N,H)  [layout.hpp]
+//   recurrent_mask (B,H) or null: recurrent dropout, the product reads h_{t-1} times it
+//   saved for the backward, or all null for inference: x_packed (N,F), states (B+N,H) [layout.hpp], and
+//   with a recurrent mask masked_states (B+N,H) = h_{t-1} times the mask
 #pragma once
 
 #include "inputs.hpp"
@@ -14,7 +16,7 @@ namespace RNNKIT_ISA {
 // The step loop, for either kind of input (inputs.hpp).
 template <class T, class Input>
 void simple_rnn_steps(const Problem& p, const Input& input, const T* recurrent_kernel, const T* bias, const T* h0,
-                      T* outputs, T* h_last, T* states) {
+                      const T* recurrent_mask, T* outputs, T* h_last, T* states, T* masked_states) {
   const PackedLayout layout(p);
   const index_t H = p.units;
   const bool training = states != nullptr;
@@ -24,13 +26,15 @@ void simple_rnn_steps(const Problem& p, const Input& input, const T* recurrent_k
   parallel_parts(step_loop_parts<T>(p), [&](int part, int parts) {
     const auto block_x = scratch<T>(input.block_size());
     const auto block_z = scratch<T>(kMaxBlockRows<T> * H);
+    const auto block_hm = scratch<T>(recurrent_mask ? kMaxBlockRows<T> * H : 0);
     for (index_t k = 0; k < layout.steps(); ++k) {
       for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) {
         // training writes the pre-activation straight into the new states; inference must not
         // overwrite h_{t-1} while the product still reads it
         T* z = training ? hs.after(k, first) : block_z.get();
-        input.project(layout, k, first, count, block_x.get(), {H, hs.before(k, first), H, 1, recurrent_kernel, H}, z,
-                      H, H, H, bias);
+        T* hm = training && recurrent_mask ? masked_states + layout.state_row(k - 1, first) * H : block_hm.get();
+        const T* h_in = recurrent_input(layout, hs, k, first, count, recurrent_mask, hm);
+        input.project(layout, k, first, count, block_x.get(), {H, h_in, H, 1, recurrent_kernel, H}, z, H, H, H, bias);
         for (index_t i = 0; i < count; ++i) {
           const T* zi = z + i * H;
           T* h = hs.after(k, first + i);
@@ -50,18 +54,21 @@ void simple_rnn_steps(const Problem& p, const Input& input, const T* recurrent_k
 
 template <class T>
 void simple_rnn_forward(const Problem& p, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
-                        const T* h0, T* outputs, T* h_last, T* x_packed, T* states) {
-  simple_rnn_steps(p, DenseInput<T>{x, p.features, kernel, x_packed}, recurrent_kernel, bias, h0, outputs, h_last,
-                   states);
+                        const T* h0, const T* recurrent_mask, T* outputs, T* h_last, T* x_packed, T* states,
+                        T* masked_states) {
+  simple_rnn_steps(p, DenseInput<T>{x, p.features, kernel, x_packed}, recurrent_kernel, bias, h0, recurrent_mask,
+                   outputs, h_last, states, masked_states);
 }
 
 // ids (B,T) into embeddings (V,F); table: V·H scratch; ids_packed (N) kept for the backward.
 template <class T>
 void simple_rnn_forward_tokens(const Problem& p, const std::int32_t* ids, index_t vocabulary, const T* embeddings,
-                               const T* kernel, const T* recurrent_kernel, const T* bias, const T* h0, T* outputs,
-                               T* h_last, std::int32_t* ids_packed, T* states, T* table) {
+                               const T* kernel, const T* recurrent_kernel, const T* bias, const T* h0,
+                               const T* recurrent_mask, T* outputs, T* h_last, std::int32_t* ids_packed, T* states,
+                               T* masked_states, T* table) {
   embedding_projection(p, vocabulary, embeddings, kernel, p.units, bias, table);
-  simple_rnn_steps(p, TokenInput<T>{ids, table, ids_packed}, recurrent_kernel, bias, h0, outputs, h_last, states);
+  simple_rnn_steps(p, TokenInput<T>{ids, table, ids_packed}, recurrent_kernel, bias, h0, recurrent_mask, outputs,
+                   h_last, states, masked_states);
 }
 
 // dz_t = dh_t (1 - h_t^2)      dh_{t-1} = dz_t · recurrent_kernel^T      dx_t = dz_t · kernel^T
@@ -72,7 +79,8 @@ void simple_rnn_forward_tokens(const Problem& p, const std::int32_t* ids, index_
 // dbias (H) dh0 (B,H); ring: backward_ring_size(B, T, H) elements of scratch.
 template <class T, class InputGrad>
 void simple_rnn_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_kernel, const T* states,
-                               const T* d_outputs, const T* d_h, T* drecurrent_kernel, T* dbias, T* dh0, T* ring) {
+                               const T* recurrent_mask, const T* masked_states, const T* d_outputs, const T* d_h,
+                               T* drecurrent_kernel, T* dbias, T* dh0, T* ring) {
   const PackedLayout layout(p);
   const index_t H = p.units;
   auto d_state = scratch<T>(p.batch * H);
@@ -89,9 +97,11 @@ void simple_rnn_backward_steps(const Problem& p, InputGrad& input, const T* recu
       for (index_t j = 0; j < H; ++j) dzi[j] = dh[j] * (T(1) - h[j] * h[j]);
     }
     gemm(count, H, H, dz, H, 1, recurrent_t.get(), H, d_state.get() + first * H, H, Init::zero);
+    scale_by_mask(layout, recurrent_mask, H, first, count, d_state.get() + first * H);
     input.step(layout, k, first, count, dz, H, part);
   };
-  std::vector<WeightGradient<T>> weights{{states, true, H, 0, H, drecurrent_kernel, H}};
+  const T* h_read = recurrent_mask ? masked_states : states;  // what the recurrent product read
+  std::vector<WeightGradient<T>> weights{{h_read, true, H, 0, H, drecurrent_kernel, H}};
   std::vector<BiasGradient<T>> biases;
   input.add_gradients(weights, biases, dbias);
   backward_over_steps<T>(
@@ -104,21 +114,24 @@ void simple_rnn_backward_steps(const Problem& p, InputGrad& input, const T* recu
 
 template <class T>
 void simple_rnn_backward(const Problem& p, const T* kernel, const T* recurrent_kernel, const T* x_packed,
-                         const T* states, const T* d_outputs, const T* d_h, T* dx, T* dkernel,
-                         T* drecurrent_kernel, T* dbias, T* dh0, T* ring) {
+                         const T* states, const T* recurrent_mask, const T* masked_states, const T* d_outputs,
+                         const T* d_h, T* dx, T* dkernel, T* drecurrent_kernel, T* dbias, T* dh0, T* ring) {
   DenseInputGrad<T> input(p, x_packed, kernel, p.units, dx, dkernel);
-  simple_rnn_backward_steps(p, input, recurrent_kernel, states, d_outputs, d_h, drecurrent_kernel, dbias, dh0, ring);
+  simple_rnn_backward_steps(p, input, recurrent_kernel, states, recurrent_mask, masked_states, d_outputs, d_h,
+                            drecurrent_kernel, dbias, dh0, ring);
 }
 
 // dembeddings (V,F) instead of dx; d_table: V·H scratch.
 template <class T>
 void simple_rnn_backward_tokens(const Problem& p, const std::int32_t* ids_packed, index_t vocabulary,
                                 const T* embeddings, const T* kernel, const T* recurrent_kernel, const T* states,
-                                const T* d_outputs, const T* d_h, T* dembeddings, T* dkernel, T* drecurrent_kernel,
-                                T* dbias, T* dh0, T* ring, T* d_table) {
+                                const T* recurrent_mask, const T* masked_states, const T* d_outputs, const T* d_h,
+                                T* dembeddings, T* dkernel, T* drecurrent_kernel, T* dbias, T* dh0, T* ring,
+                                T* d_table) {
   TokenInputGrad<T> input(ids_packed, vocabulary, embeddings, kernel, p.features, p.units, d_table, dembeddings,
                           dkernel);
-  simple_rnn_backward_steps(p, input, recurrent_kernel, states, d_outputs, d_h, drecurrent_kernel, dbias, dh0, ring);
+  simple_rnn_backward_steps(p, input, recurrent_kernel, states, recurrent_mask, masked_states, d_outputs, d_h,
+                            drecurrent_kernel, dbias, dh0, ring);
 }
 
 }  // namespace RNNKIT_ISA

@@ -23,6 +23,9 @@ kernel then projects the table once, ``E @ kernel + bias``, instead of every tok
 returns ``.dembeddings`` (the gradient of E) in place of ``.dx``: the same numbers, a third fewer
 multiplications.
 
+Recurrent dropout: ``recurrent_mask`` (batch, units) multiplies h_{t-1} where the recurrent product
+reads it, the same mask at every step (GRU's carry z * h_{t-1} keeps the state itself, as in Keras).
+
 Each backward takes the forward's result and the loss gradient with respect to the outputs and/or
 the last states (None = zero), and returns one gradient per input, shaped like it. A forward with
 ``save_for_backward=False`` (inference) keeps nothing for a backward and runs faster. The kernels run
@@ -64,13 +67,13 @@ def _gradients(cls, grads):
 
 
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre",
-                       save_for_backward=True, embeddings=None) -> SimpleRNNForward:
+                       save_for_backward=True, embeddings=None, recurrent_mask=None) -> SimpleRNNForward:
     """h_t = tanh(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias) for every step.
 
     Returns ``.outputs`` (batch, timesteps, units) and ``.h`` (batch, units).
     """
     outputs, h, saved = _core.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, None, lengths, padding,
-                                                 save_for_backward, embeddings)
+                                                 save_for_backward, embeddings, recurrent_mask)
     return SimpleRNNForward(outputs, h, saved)
 
 
@@ -81,14 +84,14 @@ def simple_rnn_backward(fwd: SimpleRNNForward, d_outputs=None, d_h=None) -> Simp
 
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths=None, padding="pre",
-                 save_for_backward=True, embeddings=None) -> LSTMForward:
+                 save_for_backward=True, embeddings=None, recurrent_mask=None) -> LSTMForward:
     """Keras' LSTM: i, f, o = sigmoid, g = tanh of x_t @ kernel + h_{t-1} @ recurrent_kernel + bias;
     c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
 
     Returns ``.outputs`` (batch, timesteps, units), ``.h`` and ``.c`` (batch, units).
     """
     outputs, h, c, saved = _core.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, lengths, padding,
-                                              save_for_backward, embeddings)
+                                              save_for_backward, embeddings, recurrent_mask)
     return LSTMForward(outputs, h, c, saved)
 
 
@@ -99,14 +102,14 @@ def lstm_backward(fwd: LSTMForward, d_outputs=None, d_h=None, d_c=None) -> LSTMG
 
 
 def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre",
-                save_for_backward=True, embeddings=None) -> GRUForward:
+                save_for_backward=True, embeddings=None, recurrent_mask=None) -> GRUForward:
     """Keras' GRU with reset_after=True: z, r = sigmoid(x W + b_in + h U + b_rec),
     hh = tanh(x W_h + b_in_h + r (h U_h + b_rec_h)), h_t = z h_{t-1} + (1 - z) hh.
 
     Returns ``.outputs`` (batch, timesteps, units) and ``.h`` (batch, units).
     """
     outputs, h, saved = _core.gru_forward(x, kernel, recurrent_kernel, bias, h0, None, lengths, padding,
-                                          save_for_backward, embeddings)
+                                          save_for_backward, embeddings, recurrent_mask)
     return GRUForward(outputs, h, saved)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import losses, optimizers, saving, training
 from . import metrics as metrics_lib
-from .layers import REGISTRY, RNN, Embedding, InputLayer
+from .layers import REGISTRY, Embedding, InputLayer
 from .layers.base import auto_name, shape_str
 
 
@@ -93,10 +93,10 @@ class Sequential:
         """Keras' table: layer (type), output shape, parameters, then the totals."""
         shapes = self._build_known_shapes()
         rule, thick = "_" * 65, "=" * 65
-        lines = [f'Model: "{self.name}"', rule, f" {'Layer (type)':<28}{'Output Shape':<26}{'Param #':<10}", thick]
+        lines = [f'Model: "{self.name}"', rule, f" {'Layer (type)':<34}{'Output Shape':<22}{'Param #':<10}", thick]
         for i, (layer, shape) in enumerate(zip(self.layers, shapes)):
             params = f"{layer.count_params()}" if layer.built else "0 (unbuilt)"
-            lines.append(f" {layer.name + ' (' + type(layer).__name__ + ')':<28}{shape_str(shape):<26}{params:<10}")
+            lines.append(f" {layer.name + ' (' + type(layer).__name__ + ')':<34}{shape_str(shape):<22}{params:<10}")
             if i < len(self.layers) - 1:
                 lines.append("")
         trainable = sum(layer.count_params() for layer in self.layers if layer.trainable)
@@ -108,17 +108,19 @@ class Sequential:
 
     # --- forward and backward --------------------------------------------------------------------
 
-    def _fused_embedding(self) -> bool:
+    def _fused_embedding(self, training_mode) -> bool:
         """Whether the model starts Embedding -> recurrent layer, which then reads the token ids itself."""
-        return (len(self.layers) >= 2 and isinstance(self.layers[0], Embedding) and isinstance(self.layers[1], RNN)
-                and self.layers[1].takes_tokens_from(self.layers[0]))
+        return (len(self.layers) >= 2 and isinstance(self.layers[0], Embedding)
+                and hasattr(self.layers[1], "takes_tokens_from")
+                and self.layers[1].takes_tokens_from(self.layers[0], training_mode))
 
     def _forward(self, x, training_mode):
         self._seen_input_shape = tuple(x.shape[1:])
         self._build_known_shapes(self._input_shape() or self._seen_input_shape)
         mask = None
         layers = self.layers
-        if self._fused_embedding():
+        self._fused = self._fused_embedding(training_mode)
+        if self._fused:
             embedding, recurrent = layers[0], layers[1]
             embedding_mask = embedding.compute_mask(x, None)
             out = recurrent.forward(x, training=training_mode, mask=embedding_mask, embedding=embedding)
@@ -134,7 +136,7 @@ class Sequential:
         last = self.layers[-1]
         d = last.backward_from_logits(d_outputs) if from_logits else last.backward(d_outputs)
         # with the embedding fused, the recurrent layer's backward fills the Embedding's gradient too
-        stop = 1 if self._fused_embedding() else 0
+        stop = 1 if self._fused else 0
         for layer in reversed(self.layers[stop:-1]):
             d = layer.backward(d)
 

@@ -60,23 +60,25 @@ def _input_gradient(saved, dx):
 # --- SimpleRNN ------------------------------------------------------------------------------------
 
 
-def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre", embeddings=None):
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre", embeddings=None,
+                       recurrent_mask=None):
     ids, x = x, _inputs(x, embeddings)
     batch, timesteps, _ = x.shape
     units = recurrent_kernel.shape[0]
     mask = step_mask(lengths, batch, timesteps, padding)
+    rmask = 1 if recurrent_mask is None else recurrent_mask  # recurrent dropout: what the product reads
     h = _start(h0, batch, units, x.dtype)
     output = np.zeros((batch, units), x.dtype)
     outputs, steps = [], []
     for t in range(timesteps):
-        h_new = np.tanh(x[:, t] @ kernel + h @ recurrent_kernel + bias)
+        h_new = np.tanh(x[:, t] @ kernel + (h * rmask) @ recurrent_kernel + bias)
         steps.append((h, h_new))
         real = _real(mask, t)
         h = np.where(real, h_new, h)
         output = np.where(real, h_new, output)
         outputs.append(output)
     saved = dict(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, mask=mask, steps=steps, ids=ids,
-                 embeddings=embeddings)
+                 embeddings=embeddings, rmask=rmask)
     return SimpleRNNForward(np.stack(outputs, axis=1), h, saved)
 
 
@@ -99,9 +101,9 @@ def simple_rnn_backward(fwd, d_outputs=None, d_h=None):
         dz = d_new * (1 - h_new**2)
         dx[:, t] = dz @ kernel.T
         dkernel += x[:, t].T @ dz
-        drecurrent_kernel += h_prev.T @ dz
+        drecurrent_kernel += (h_prev * s["rmask"]).T @ dz
         dbias += dz.sum(axis=0)
-        dh = dz @ recurrent_kernel.T + np.where(real, 0, dh)
+        dh = (dz @ recurrent_kernel.T) * s["rmask"] + np.where(real, 0, dh)
     dx, dembeddings = _input_gradient(s, dx)
     return SimpleRNNGradients(dx, dkernel, drecurrent_kernel, dbias, dh, dembeddings)
 
@@ -110,17 +112,18 @@ def simple_rnn_backward(fwd, d_outputs=None, d_h=None):
 
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths=None, padding="pre",
-                 embeddings=None):
+                 embeddings=None, recurrent_mask=None):
     ids, x = x, _inputs(x, embeddings)
     batch, timesteps, _ = x.shape
     units = recurrent_kernel.shape[0]
     mask = step_mask(lengths, batch, timesteps, padding)
+    rmask = 1 if recurrent_mask is None else recurrent_mask  # recurrent dropout: what the product reads
     h = _start(h0, batch, units, x.dtype)
     c = _start(c0, batch, units, x.dtype)
     output = np.zeros((batch, units), x.dtype)
     outputs, steps = [], []
     for t in range(timesteps):
-        z = x[:, t] @ kernel + h @ recurrent_kernel + bias
+        z = x[:, t] @ kernel + (h * rmask) @ recurrent_kernel + bias
         i = sigmoid(z[:, :units])
         f = sigmoid(z[:, units : 2 * units])
         g = np.tanh(z[:, 2 * units : 3 * units])
@@ -134,7 +137,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths
         output = np.where(real, h_new, output)
         outputs.append(output)
     saved = dict(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, mask=mask, steps=steps, ids=ids,
-                 embeddings=embeddings)
+                 embeddings=embeddings, rmask=rmask)
     return LSTMForward(np.stack(outputs, axis=1), h, c, saved)
 
 
@@ -170,9 +173,9 @@ def lstm_backward(fwd, d_outputs=None, d_h=None, d_c=None):
         )
         dx[:, t] = dz @ kernel.T
         dkernel += x[:, t].T @ dz
-        drecurrent_kernel += h_prev.T @ dz
+        drecurrent_kernel += (h_prev * s["rmask"]).T @ dz
         dbias += dz.sum(axis=0)
-        dh = dz @ recurrent_kernel.T + np.where(real, 0, dh)
+        dh = (dz @ recurrent_kernel.T) * s["rmask"] + np.where(real, 0, dh)
         dc = dc_new * f + np.where(real, 0, dc)
     dx, dembeddings = _input_gradient(s, dx)
     return LSTMGradients(dx, dkernel, drecurrent_kernel, dbias, dh, dc, dembeddings)
@@ -181,17 +184,19 @@ def lstm_backward(fwd, d_outputs=None, d_h=None, d_c=None):
 # --- GRU (gates z, r, h; reset_after=True, bias (2, 3*units)) ---------------------------------------
 
 
-def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre", embeddings=None):
+def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre", embeddings=None,
+                recurrent_mask=None):
     ids, x = x, _inputs(x, embeddings)
     batch, timesteps, _ = x.shape
     units = recurrent_kernel.shape[0]
     mask = step_mask(lengths, batch, timesteps, padding)
+    rmask = 1 if recurrent_mask is None else recurrent_mask  # recurrent dropout: what the product reads
     h = _start(h0, batch, units, x.dtype)
     output = np.zeros((batch, units), x.dtype)
     outputs, steps = [], []
     for t in range(timesteps):
         xz, xr, xh = np.split(x[:, t] @ kernel + bias[0], 3, axis=1)
-        mz, mr, mh = np.split(h @ recurrent_kernel + bias[1], 3, axis=1)
+        mz, mr, mh = np.split((h * rmask) @ recurrent_kernel + bias[1], 3, axis=1)
         z = sigmoid(xz + mz)
         r = sigmoid(xr + mr)
         hh = np.tanh(xh + r * mh)
@@ -202,7 +207,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, pad
         output = np.where(real, h_new, output)
         outputs.append(output)
     saved = dict(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, mask=mask, steps=steps, ids=ids,
-                 embeddings=embeddings)
+                 embeddings=embeddings, rmask=rmask)
     return GRUForward(np.stack(outputs, axis=1), h, saved)
 
 
@@ -230,9 +235,9 @@ def gru_backward(fwd, d_outputs=None, d_h=None):
         d_recurrent = np.concatenate([dz, dr, dxh * r], axis=1)  # of h_{t-1} @ recurrent_kernel + bias[1]
         dx[:, t] = d_input @ kernel.T
         dkernel += x[:, t].T @ d_input
-        drecurrent_kernel += h_prev.T @ d_recurrent
+        drecurrent_kernel += (h_prev * s["rmask"]).T @ d_recurrent
         dbias[0] += d_input.sum(axis=0)
         dbias[1] += d_recurrent.sum(axis=0)
-        dh = d_recurrent @ recurrent_kernel.T + dh_new * z + np.where(real, 0, dh)
+        dh = (d_recurrent @ recurrent_kernel.T) * s["rmask"] + dh_new * z + np.where(real, 0, dh)
     dx, dembeddings = _input_gradient(s, dx)
     return GRUGradients(dx, dkernel, drecurrent_kernel, dbias, dh, dembeddings)

@@ -2,9 +2,12 @@
 
 from .base import Layer
 from .core import Dense, Embedding, Input, InputLayer
+from .masking import Masking
 from .recurrent import GRU, LSTM, RNN, SimpleRNN
+from .wrappers import Bidirectional
 
-__all__ = ["Layer", "Input", "InputLayer", "Embedding", "Dense", "SimpleRNN", "LSTM", "GRU", "RNN"]
+__all__ = ["Layer", "Input", "InputLayer", "Embedding", "Dense", "Masking", "SimpleRNN", "LSTM", "GRU", "RNN",
+           "Bidirectional"]
 
 # Layer classes by name, for loading saved models.
-REGISTRY = {cls.__name__: cls for cls in (InputLayer, Embedding, Dense, SimpleRNN, LSTM, GRU)}
+REGISTRY = {cls.__name__: cls for cls in (InputLayer, Embedding, Dense, Masking, SimpleRNN, LSTM, GRU, Bidirectional)}

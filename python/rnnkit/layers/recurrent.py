@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from .. import initializers, kernels
+from ..utils.random import get_rng
 from .base import Layer, check_units
+from .masking import Compression, check_mask, lengths_and_padding
+
+
+def dropout_mask(shape, rate, dtype):
+    """Keep with probability 1 - rate, scaled by 1 / (1 - rate) so the expected input is unchanged."""
+    return ((get_rng().random(shape) >= rate) / (1.0 - rate)).astype(dtype)
 
 
 class RNN(Layer):
@@ -19,7 +26,7 @@ class RNN(Layer):
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
                  dropout=0.0, recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, **kwargs):
+                 stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
         super().__init__(**kwargs)
         name = type(self).__name__
         self.units = check_units(name, units)
@@ -41,6 +48,8 @@ class RNN(Layer):
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
         self.unroll = bool(unroll)  # accepted for Keras compatibility: the C++ loop needs no unrolling
+        # Keras' option for returned sequences: zeros at masked steps instead of the previous output
+        self.zero_output_for_mask = bool(zero_output_for_mask)
 
     # --- weights ---------------------------------------------------------------------------------
 
@@ -69,7 +78,11 @@ class RNN(Layer):
     def forward(self, inputs, *, training=False, mask=None, embedding=None):
         """The layer's output. With ``embedding`` (the Embedding layer feeding this one), ``inputs`` are
         its token ids: the kernel looks them up itself, projecting the table once instead of every
-        token, and the backward hands the table's gradient to that layer."""
+        token, and the backward hands the table's gradient to that layer.
+
+        ``mask`` (batch, timesteps), True at real steps, follows Keras: a masked step carries the
+        state over and repeats the previous output (zeros before the first real step). Padding at
+        either end costs nothing; a mask with holes is handled by moving the real steps together."""
         if embedding is None:
             x = self.cast_inputs(inputs)
             if x.ndim != 3:
@@ -78,20 +91,48 @@ class RNN(Layer):
             table = None
         else:
             x, table = np.asarray(inputs), embedding.params["embeddings"]
+        if mask is not None:
+            mask = check_mask(mask, x.shape[0], x.shape[1], f"{type(self).__name__} '{self.name}'")
         if self.go_backwards:
             x = x[:, ::-1]
+            mask = None if mask is None else mask[:, ::-1]
+        # dropout: masks drawn per batch and fixed over the timesteps, in training only
+        self._input_keep = None
+        if training and self.dropout > 0 and table is None:
+            self._input_keep = dropout_mask((x.shape[0], x.shape[2]), self.dropout, self.dtype)
+            x = x * self._input_keep[:, None, :]
+        recurrent_mask = None
+        if training and self.recurrent_dropout > 0:
+            recurrent_mask = dropout_mask((x.shape[0], self.units), self.recurrent_dropout, self.dtype)
+        lengths, padding, self._compression = None, "pre", None
+        if mask is not None:
+            found = lengths_and_padding(mask)
+            if found is None:
+                self._compression = Compression(mask)
+                x = self._compression.compress(x)
+                lengths, padding = self._compression.lengths, "post"
+            else:
+                lengths, padding = found
         self._embedding = embedding
         forward_fn = getattr(kernels, f"{self.cell}_forward")
         self._fwd = forward_fn(x, self.params["kernel"], self.params["recurrent_kernel"], self._bias(),
-                               save_for_backward=training, embeddings=table)
-        out = self._fwd.outputs if self.return_sequences else self._fwd.h
+                               lengths=lengths, padding=padding, save_for_backward=training, embeddings=table,
+                               recurrent_mask=recurrent_mask)
+        outputs = self._fwd.outputs
+        if self.return_sequences and self._compression is not None:
+            outputs = self._compression.expand_outputs(outputs)
+        self._zeroed = mask if self.return_sequences and self.zero_output_for_mask and mask is not None else None
+        if self._zeroed is not None:
+            outputs = outputs * self._zeroed[..., None]
+        out = outputs if self.return_sequences else self._fwd.h
         if self.return_state:
             return [out] + [getattr(self._fwd, s) for s in self.state_names()]
         return out
 
-    def takes_tokens_from(self, embedding) -> bool:
-        """Whether this layer can read token ids through ``embedding`` directly."""
-        return embedding.dtype == self.dtype
+    def takes_tokens_from(self, embedding, training=False) -> bool:
+        """Whether this layer can read token ids through ``embedding`` directly: not when input dropout
+        must multiply each embedded token by a mask."""
+        return embedding.dtype == self.dtype and not (training and self.dropout > 0)
 
     def backward(self, d_outputs):
         if self.return_state:
@@ -99,6 +140,10 @@ class RNN(Layer):
         else:
             d_out, d_states = d_outputs, [None] * len(self.state_names())
         d_seq = d_out if self.return_sequences else None
+        if d_seq is not None and self._zeroed is not None:
+            d_seq = d_seq * self._zeroed[..., None]  # the zeroed outputs are constants
+        if d_seq is not None and self._compression is not None:
+            d_seq = self._compression.compress_output_gradient(np.asarray(d_seq, self.dtype))
         d_h = d_states[0]
         if not self.return_sequences and d_out is not None:
             d_h = d_out if d_h is None else d_h + d_out
@@ -110,7 +155,12 @@ class RNN(Layer):
         if self._embedding is not None:
             self._embedding.grads["embeddings"] = grads.dembeddings
             return None
-        return grads.dx[:, ::-1] if self.go_backwards else grads.dx
+        dx = grads.dx
+        if self._compression is not None:
+            dx = self._compression.expand_input_gradient(dx)
+        if self._input_keep is not None:
+            dx = dx * self._input_keep[:, None, :]
+        return dx[:, ::-1] if self.go_backwards else dx
 
     def _kernel_backward(self, d_seq, d_h, *d_other):
         return getattr(kernels, f"{self.cell}_backward")(self._fwd, d_seq, d_h, *d_other)
@@ -129,6 +179,7 @@ class RNN(Layer):
             bias_initializer=initializers.name_of(self.bias_initializer), dropout=self.dropout,
             recurrent_dropout=self.recurrent_dropout, return_sequences=self.return_sequences,
             return_state=self.return_state, go_backwards=self.go_backwards,
+            zero_output_for_mask=self.zero_output_for_mask,
         )
 
 
