@@ -18,7 +18,15 @@ std::mutex g_mutex;
 std::multimap<std::size_t, void*> g_free;  // capacity -> block
 std::size_t g_cached = 0;
 
-std::size_t capacity_for(std::size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
+// Blocks come in size classes, eight per doubling (at most 1/8 larger than asked for), so that a
+// buffer whose size varies a little from call to call (sequences of varying lengths) finds the block
+// its predecessor left, instead of the pool filling up with blocks just too small for it.
+std::size_t capacity_for(std::size_t bytes) {
+  std::size_t capacity = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  if (capacity <= 8 * kAlignment) return capacity;
+  std::size_t step = std::size_t(1) << (63 - __builtin_clzll(capacity) - 3);  // an eighth of the power of two below
+  return (capacity + step - 1) / step * step;
+}
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 #include "rnnkit/gru.hpp"
 #include "rnnkit/kernel_table.hpp"
 #include "rnnkit/lstm.hpp"
+#include "rnnkit/optimizers.hpp"
 #include "rnnkit/simple_rnn.hpp"
 
 #define RNNKIT_CONCAT_(a, b) a##b
@@ -30,7 +31,8 @@ constexpr CellKernels<T> cell_kernels() {
           gru_forward_tokens<T>,
           gru_backward_tokens<T>,
           embedding_forward<T>,
-          embedding_backward<T>};
+          embedding_backward<T>,
+          rmsprop_update<T>};
 }
 
 }  // namespace

@@ -39,6 +39,28 @@ def test_imdb_command_trains_evaluates_and_writes_its_outputs(tmp_path, monkeypa
         assert "matplotlib is not installed" in printed
 
 
+def test_mask_zero_and_bidirectional_flags_build_the_masked_bidirectional_model(tmp_path, monkeypatch, capsys):
+    from rnnkit.layers import GRU, Bidirectional
+    from rnnkit.models import load_model
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # the default --out is runs/imdb-<name> under the working directory
+    archive = write_tarball(tmp_path, TINY_REVIEWS)
+    main(["imdb", "--model", "gru", "--mask-zero", "--bidirectional", "--epochs", "3", "--batch-size", "8",
+          "--maxlen", "12", "--num-words", "50", "--units", "4", "--embed-dim", "4", "--optimizer", "adam",
+          "--data", str(archive), "--verbose", "0"])
+    out = tmp_path / "runs" / "imdb-bidirectional_gru_masked"
+    result = json.loads((out / "history.json").read_text())
+    assert result["model"] == "bidirectional_gru_masked" and result["test_acc"] > 0.9
+    model = load_model(out / "model.rnnkit")
+    embedding, recurrent = model.layers[:2]
+    assert embedding.mask_zero and isinstance(recurrent, Bidirectional) and isinstance(recurrent.forward_layer, GRU)
+    ids = np.array([[0, 0, 0, 5, 6, 7], [0, 0, 0, 8, 9, 4]])
+    # masked padding changes nothing, even padding the forward direction never saw in training
+    np.testing.assert_allclose(model.predict(ids), model.predict(ids[:, 3:]), rtol=1e-5)
+    assert "Bidirectional" in capsys.readouterr().out
+
+
 def test_without_matplotlib_the_run_completes_and_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError

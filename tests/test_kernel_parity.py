@@ -162,3 +162,46 @@ def test_token_input_equals_looking_up_the_embeddings_first(cell):
     np.testing.assert_allclose(g_fused.dembeddings, expected, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(g_fused.dkernel, g_dense.dkernel, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(g_fused.dbias, g_dense.dbias, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_embedding_rows_no_token_uses_do_not_reach_the_results(cell):
+    """Only the ids a batch holds (at its real steps) are read: an inf or NaN in any other row of the
+    table changes nothing, and those rows' gradients are exactly zero."""
+    p = token_problem(cell, 4, 6, 20, 3, 5, np.float64)
+    p["x"] = p["x"] % 10 + 1  # ids 1..10; 0 pads
+    lengths = [6, 3, 0, 5]
+    for b, n in enumerate(lengths):
+        p["x"][b, : 6 - n] = 0  # pre-padding
+    poisoned = p["embeddings"].copy()
+    poisoned[11:] = np.nan
+    poisoned[0] = np.inf
+    clean = p["embeddings"].copy()
+    clean[11:] = 0.0
+    clean[0] = 0.0
+    runs = []
+    for table in (poisoned, clean):
+        fwd = forward(kernels, cell, p, embeddings=table, lengths=lengths)
+        runs.append((fwd, backward(kernels, cell, fwd, *loss_gradients(cell, fwd, "both"))))
+    (fwd, grads), (fwd_clean, grads_clean) = runs
+    np.testing.assert_array_equal(fwd.outputs, fwd_clean.outputs)
+    for name in gradient_names(cell)[1:] + ["dembeddings"]:
+        np.testing.assert_array_equal(getattr(grads, name), getattr(grads_clean, name), err_msg=name)
+    assert not grads.dembeddings[[0] + list(range(11, 20))].any()
+
+
+@pytest.mark.parametrize("tokens", [False, True], ids=["dense", "tokens"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_return_sequences_false_returns_the_same_last_states_and_gradients(cell, tokens):
+    p = token_problem(cell, 5, 8, 12, 3, 6, np.float64) if tokens else make_problem(cell, 5, 8, 3, 6,
+                                                                                        initial_state=True)
+    options = dict(lengths=[8, 3, 0, 5, 8], embeddings=p.get("embeddings"))
+    full = forward(kernels, cell, p, **options)
+    last = forward(kernels, cell, p, return_sequences=False, **options)
+    assert last.outputs is None
+    for name in state_names(cell):
+        np.testing.assert_array_equal(getattr(last, name), getattr(full, name), err_msg=name)
+    d = loss_gradients(cell, full, "state")
+    g_full, g_last = backward(kernels, cell, full, *d), backward(kernels, cell, last, *d)
+    for name in gradient_names(cell)[1:] + ["dembeddings" if tokens else "dx"]:
+        np.testing.assert_array_equal(getattr(g_last, name), getattr(g_full, name), err_msg=name)

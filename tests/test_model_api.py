@@ -1,6 +1,7 @@
 """The Keras-style API: the tutorial's code, summary, weights in Keras' layout, optimizers, losses."""
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -126,6 +127,41 @@ def test_rmsprop_keras_defaults_and_update_rule():
     w0, g = np.array([1.0, -2.0]), np.array([0.5, 0.1])
     v = 0.1 * g**2
     np.testing.assert_allclose(one_update(opt, w0, g), w0 - 0.001 * g / np.sqrt(v + 1e-7), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rmsprop_fused_update_equals_the_numpy_formula_over_steps(dtype):
+    """The plain RMSprop step runs fused in C++: the same weights and velocity as the formula in NumPy."""
+    rng = np.random.default_rng(0)
+    w_fused = rng.standard_normal((37, 5)).astype(dtype)
+    w, v = w_fused.copy(), np.zeros_like(w_fused)
+    optimizer = RMSprop(0.01)
+    rtol = 1e-6 if dtype == np.float32 else 1e-14
+    for step in range(5):
+        g = rng.standard_normal(w.shape).astype(dtype)
+        optimizer.apply([w_fused], [g])
+        v = v * dtype(0.9) + dtype(1 - 0.9) * g * g
+        w -= dtype(0.01) * g / np.sqrt(v + dtype(1e-7))
+        np.testing.assert_allclose(w_fused, w, rtol=rtol, atol=0, err_msg=f"step {step}")
+        np.testing.assert_allclose(optimizer.state[0]["velocity"], v, rtol=rtol, err_msg=f"step {step}")
+
+
+def test_rmsprop_fused_update_refuses_arrays_it_cannot_update_in_place():
+    from rnnkit import _core
+
+    w, g, v = np.ones((4, 3)), np.ones((4, 3)), np.zeros((4, 3))
+    with pytest.raises(ValueError, match="weight: expected a writeable, C-contiguous array"):
+        _core.rmsprop_update(np.ones((3, 4)).T, g, v, 0.1, 0.9, 1e-7)
+    with pytest.raises(TypeError, match="velocity: dtype float32 does not match weight's float64"):
+        _core.rmsprop_update(w, g, v.astype(np.float32), 0.1, 0.9, 1e-7)
+    with pytest.raises(ValueError, match=re.escape("grad: expected shape (weight's shape) = (4, 3), got (3, 4)")):
+        _core.rmsprop_update(w, np.ones((3, 4)), v, 0.1, 0.9, 1e-7)
+    with pytest.raises(ValueError, match="expected three separate arrays"):
+        _core.rmsprop_update(w, g, w, 0.1, 0.9, 1e-7)
+    # a strided weight still trains: the optimizer falls back to the NumPy expressions
+    strided = np.ones((3, 4)).T
+    RMSprop(0.1).apply([strided], [np.ones((4, 3))])
+    np.testing.assert_allclose(strided, 1 - 0.1 / np.sqrt(0.1 + 1e-7), rtol=1e-12)
 
 
 def test_adam_update_rule_with_bias_correction():

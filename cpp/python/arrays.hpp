@@ -5,10 +5,12 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../buffer_pool.hpp"
@@ -140,29 +142,68 @@ inline bool checked_padding(const std::string& padding) {
   throw py::value_error("padding: expected 'pre' or 'post', got '" + padding + "'");
 }
 
-// Token ids as a C-contiguous array of Int, each checked to lie in [0, rows): an IndexError names the
-// first id outside and its position, a TypeError anything that is not integers.
-template <class Int>
-py::array_t<Int> checked_ids(const py::handle& obj, index_t rows, const std::string& name) {
-  py::array arr = to_array(obj, name);
+// Index of the first id outside [0, rows), or n when all are inside. A branch-free pass per chunk
+// (which the compiler vectorizes) finds whether a chunk holds a bad id; only then is it searched.
+template <class Src>
+index_t first_id_outside(const Src* ids, index_t n, index_t rows) {
+  constexpr index_t kChunk = 4096;
+  const auto outside = [rows](Src id) {
+    if constexpr (std::is_signed_v<Src>) {
+      return id < 0 || static_cast<std::int64_t>(id) >= rows;
+    } else {
+      return static_cast<std::uint64_t>(id) >= static_cast<std::uint64_t>(rows);
+    }
+  };
+  for (index_t begin = 0; begin < n; begin += kChunk) {
+    const index_t end = std::min(n, begin + kChunk);
+    bool any = false;
+    for (index_t i = begin; i < end; ++i) any |= outside(ids[i]);
+    if (!any) continue;
+    for (index_t i = begin; i < end; ++i) {
+      if (outside(ids[i])) return i;
+    }
+  }
+  return n;
+}
+
+// A TypeError unless arr holds integers; an IndexError naming the first id outside [0, rows) and its
+// position. Checks the ids in their own type, so no id is changed by a conversion before its check.
+inline void check_ids(const py::array& arr, index_t rows, const std::string& name) {
   const char kind = arr.dtype().kind();
   if (kind != 'i' && kind != 'u') {
     throw py::type_error(name + ": expected integer token ids, got dtype " + dtype_name(arr) +
                          " (convert with .astype('int32') if the values are ids)");
   }
-  const auto wide = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(arr);
-  const std::int64_t* data = wide.data();
-  for (index_t n = 0; n < wide.size(); ++n) {
-    if (data[n] >= 0 && data[n] < rows) continue;
-    std::string position;
-    for (index_t d = wide.ndim() - 1, rest = n; d >= 0; --d) {
-      position = std::to_string(rest % wide.shape(d)) + (position.empty() ? "" : ", ") + position;
-      rest /= wide.shape(d);
-    }
-    throw py::index_error("token id " + py::str(arr.attr("flat")[py::int_(n)]).cast<std::string>() +
-                          " at position (" + position + ") is outside [0, " + std::to_string(rows) + ")");
+  const auto first_outside = [&](auto zero) {
+    using Src = decltype(zero);
+    const auto ids = py::array_t<Src, py::array::c_style | py::array::forcecast>::ensure(arr);
+    return first_id_outside(ids.data(), static_cast<index_t>(ids.size()), rows);
+  };
+  const bool is_signed = kind == 'i';
+  index_t n;
+  switch (arr.itemsize()) {
+    case 1: n = is_signed ? first_outside(std::int8_t{}) : first_outside(std::uint8_t{}); break;
+    case 2: n = is_signed ? first_outside(std::int16_t{}) : first_outside(std::uint16_t{}); break;
+    case 4: n = is_signed ? first_outside(std::int32_t{}) : first_outside(std::uint32_t{}); break;
+    case 8: n = is_signed ? first_outside(std::int64_t{}) : first_outside(std::uint64_t{}); break;
+    default: throw py::type_error(name + ": unsupported integer dtype " + dtype_name(arr));
   }
-  return py::array_t<Int, py::array::c_style | py::array::forcecast>::ensure(wide);
+  if (n == static_cast<index_t>(arr.size())) return;
+  std::string position;
+  for (index_t d = arr.ndim() - 1, rest = n; d >= 0; --d) {
+    position = std::to_string(rest % arr.shape(d)) + (position.empty() ? "" : ", ") + position;
+    rest /= arr.shape(d);
+  }
+  throw py::index_error("token id " + py::str(arr.attr("flat")[py::int_(n)]).cast<std::string>() +
+                        " at position (" + position + ") is outside [0, " + std::to_string(rows) + ")");
+}
+
+// Token ids as a C-contiguous array of Int, each checked to lie in [0, rows) (check_ids).
+template <class Int>
+py::array_t<Int> checked_ids(const py::handle& obj, index_t rows, const std::string& name) {
+  py::array arr = to_array(obj, name);
+  check_ids(arr, rows, name);
+  return py::array_t<Int, py::array::c_style | py::array::forcecast>::ensure(arr);
 }
 
 // --- memory ----------------------------------------------------------------------------------------

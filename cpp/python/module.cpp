@@ -59,6 +59,42 @@ py::array embedding_backward_impl(const py::handle& ids_obj, const py::array& d_
   return std::move(d_table);
 }
 
+// An array the update writes in place: it must be the caller's own memory, so no copy is allowed.
+template <class T>
+py::array_t<T> in_place_array(const py::handle& obj, const std::string& name, const std::string& reference) {
+  py::array arr = to_array(obj, name);
+  if (!has_float_dtype(arr, sizeof(T))) {
+    throw py::type_error(name + ": dtype " + dtype_name(arr) + " does not match " + reference + "'s " +
+                         float_name(sizeof(T)));
+  }
+  if (!(arr.flags() & py::array::c_style) || !arr.writeable() || !py::isinstance<py::array_t<T>>(arr)) {
+    throw py::value_error(name + ": expected a writeable, C-contiguous array in native byte order (it is updated "
+                                 "in place)");
+  }
+  return py::reinterpret_borrow<py::array_t<T>>(arr);
+}
+
+template <class T>
+void rmsprop_update_impl(const py::handle& weight_obj, const py::handle& grad_obj, const py::handle& velocity_obj,
+                         double learning_rate, double rho, double epsilon) {
+  auto weight = in_place_array<T>(weight_obj, "weight", "weight");
+  auto velocity = in_place_array<T>(velocity_obj, "velocity", "weight");
+  const auto grad = as_float_array<T>(grad_obj, "grad", "weight");
+  expect_shape(grad, "grad", shape_of(weight), "(weight's shape)");
+  expect_shape(velocity, "velocity", shape_of(weight), "(weight's shape)");
+  T* w = weight.mutable_data();
+  T* v = velocity.mutable_data();
+  const T* g = grad.data();
+  const index_t n = weight.size();
+  const auto overlap = [n](const T* a, const T* b) { return a < b + n && b < a + n; };
+  if (overlap(w, v) || overlap(w, g) || overlap(v, g)) {
+    throw py::value_error("weight, grad and velocity: expected three separate arrays, got overlapping memory");
+  }
+  py::gil_scoped_release release;
+  // (1 - rho) is formed in double, as the NumPy expression does, then rounded once to T
+  kernels().get<T>().rmsprop_update(n, w, g, v, T(learning_rate), T(rho), T(1.0 - rho), T(epsilon));
+}
+
 py::dict build_info() {
   py::dict info;
   info["version"] = RNNKIT_VERSION;
@@ -99,8 +135,17 @@ PYBIND11_MODULE(_core, m) {
   m.def("build_info", &build_info);
   bind_recurrent(m);
   m.def(
-      "check_token_ids", [](const py::handle& ids, index_t rows) { checked_ids<std::int64_t>(ids, rows, "ids"); },
+      "check_token_ids", [](const py::handle& ids, index_t rows) { check_ids(to_array(ids, "ids"), rows, "ids"); },
       py::arg("ids"), py::arg("rows"), "IndexError naming the first id outside [0, rows) and its position");
+  m.def(
+      "rmsprop_update",
+      [](const py::handle& weight, const py::handle& grad, const py::handle& velocity, double learning_rate,
+         double rho, double epsilon) {
+        const std::size_t size = float_size_of(to_array(weight, "weight"), "weight");
+        RNNKIT_BY_FLOAT_TYPE(rmsprop_update_impl, size, weight, grad, velocity, learning_rate, rho, epsilon);
+      },
+      py::arg("weight"), py::arg("grad"), py::arg("velocity"), py::arg("learning_rate"), py::arg("rho"),
+      py::arg("epsilon"), "One RMSprop step of weight and velocity, in place (rnnkit.optimizers.RMSprop)");
   m.def(
       "embedding_forward",
       [](const py::handle& ids, const py::handle& table) {

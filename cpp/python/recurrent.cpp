@@ -172,10 +172,11 @@ ForwardInputs<T> check_tokens(const CellSpec& cell, const py::handle& x, const p
 }
 
 template <class T>
-py::tuple forward_impl(const CellSpec& cell, const ForwardInputs<T>& in, bool save_for_backward) {
+py::tuple forward_impl(const CellSpec& cell, const ForwardInputs<T>& in, bool save_for_backward,
+                       bool return_sequences) {
   const Problem& p = in.problem;
   const index_t H = p.units, V = in.vocabulary();
-  auto outputs = new_array<T>({p.batch, p.timesteps, H}, "outputs");
+  auto outputs = new_array<T>({return_sequences ? p.batch : 0, p.timesteps, H}, "outputs");
   auto h = new_array<T>({p.batch, H}, "h");
   auto c = new_array<T>({cell_id(cell) == CellId::lstm ? p.batch : 0, H}, "c");
   // Saved for the backward: copies of the weights (an in-place update of the caller's arrays after
@@ -201,7 +202,7 @@ py::tuple forward_impl(const CellSpec& cell, const ForwardInputs<T>& in, bool sa
   const T *xd = in.tokens ? nullptr : in.x.data(), *w = in.kernel.data(), *u = in.recurrent_kernel.data();
   const T *b = in.bias.data(), *e = in.tokens ? in.embeddings.data() : nullptr, *rm = in.mask_data;
   const std::int32_t* ids = in.tokens ? in.ids.data() : nullptr;
-  T *out = outputs.mutable_data(), *hd = h.mutable_data(), *cd = c.mutable_data(), *tb = table.get();
+  T *out = return_sequences ? outputs.mutable_data() : nullptr, *hd = h.mutable_data(), *cd = c.mutable_data(), *tb = table.get();
   T* ms = save_for_backward && masked ? s.back() : nullptr;
   {
     py::gil_scoped_release release;
@@ -239,8 +240,9 @@ py::tuple forward_impl(const CellSpec& cell, const ForwardInputs<T>& in, bool sa
     state = py::make_tuple(cell.name, p.batch, p.timesteps, p.features, H, in.lengths, in.padding, py::tuple(arrays),
                            in.tokens ? py::object(ids_packed) : py::object(py::none()), mask_copy);
   }
-  if (cell_id(cell) == CellId::lstm) return py::make_tuple(outputs, h, c, state);
-  return py::make_tuple(outputs, h, state);
+  const py::object sequences = return_sequences ? py::object(outputs) : py::object(py::none());
+  if (cell_id(cell) == CellId::lstm) return py::make_tuple(sequences, h, c, state);
+  return py::make_tuple(sequences, h, state);
 }
 
 // The saved state of a forward call, checked against what that call would have produced: a tampered
@@ -383,19 +385,20 @@ template <class T>
 py::tuple forward_typed(const CellSpec& cell, const py::handle& x, const py::handle& embeddings,
                         const py::handle& kernel, const py::handle& recurrent_kernel, const py::handle& bias,
                         const py::handle& h0, const py::handle& c0, const py::handle& recurrent_mask,
-                        const py::handle& lengths, const std::string& padding, bool save_for_backward) {
+                        const py::handle& lengths, const std::string& padding, bool save_for_backward,
+                        bool return_sequences) {
   const auto in = embeddings.is_none()
                       ? check_dense<T>(cell, to_array(x, "x"), kernel, recurrent_kernel, bias, h0, c0, recurrent_mask,
                                        lengths, padding)
                       : check_tokens<T>(cell, x, to_array(embeddings, "embeddings"), kernel, recurrent_kernel, bias,
                                         h0, c0, recurrent_mask, lengths, padding);
-  return forward_impl<T>(cell, in, save_for_backward);
+  return forward_impl<T>(cell, in, save_for_backward, return_sequences);
 }
 
 py::tuple forward(const CellSpec& cell, const py::handle& x, const py::handle& kernel,
                   const py::handle& recurrent_kernel, const py::handle& bias, const py::handle& h0,
                   const py::handle& c0, const py::handle& lengths, const std::string& padding, bool save_for_backward,
-                  const py::handle& embeddings, const py::handle& recurrent_mask) {
+                  const py::handle& embeddings, const py::handle& recurrent_mask, bool return_sequences) {
   if (cell_id(cell) != CellId::lstm && !c0.is_none()) {
     throw py::value_error(std::string("c0: only an LSTM has a cell state, ") + cell.name + " takes h0 alone");
   }
@@ -403,7 +406,7 @@ py::tuple forward(const CellSpec& cell, const py::handle& x, const py::handle& k
   const std::size_t size = embeddings.is_none() ? float_size_of(to_array(x, "x"), "x")
                                                 : float_size_of(to_array(embeddings, "embeddings"), "embeddings");
   return RNNKIT_BY_FLOAT_TYPE(forward_typed, size, cell, x, embeddings, kernel, recurrent_kernel, bias, h0, c0,
-                              recurrent_mask, lengths, padding, save_for_backward);
+                              recurrent_mask, lengths, padding, save_for_backward, return_sequences);
 }
 
 py::tuple backward(const CellSpec& cell, const py::tuple& saved, const py::handle& d_outputs, const py::handle& d_h,
@@ -424,14 +427,14 @@ void bind_recurrent(py::module_& m) {
         [cell](const py::handle& x, const py::handle& kernel, const py::handle& recurrent_kernel,
                const py::handle& bias, const py::handle& h0, const py::handle& c0, const py::handle& lengths,
                const std::string& padding, bool save_for_backward, const py::handle& embeddings,
-               const py::handle& recurrent_mask) {
+               const py::handle& recurrent_mask, bool return_sequences) {
           return forward(*cell, x, kernel, recurrent_kernel, bias, h0, c0, lengths, padding, save_for_backward,
-                         embeddings, recurrent_mask);
+                         embeddings, recurrent_mask, return_sequences);
         },
         py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0") = py::none(),
         py::arg("c0") = py::none(), py::arg("lengths") = py::none(), py::arg("padding") = "pre",
         py::arg("save_for_backward") = true, py::arg("embeddings") = py::none(),
-        py::arg("recurrent_mask") = py::none());
+        py::arg("recurrent_mask") = py::none(), py::arg("return_sequences") = true);
     m.def(
         (name + "_backward").c_str(),
         [cell](const py::tuple& saved, const py::handle& d_outputs, const py::handle& d_h, const py::handle& d_c) {

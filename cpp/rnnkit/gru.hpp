@@ -6,7 +6,7 @@
 //
 // Shapes (B batch, T timesteps, F features, H units, N packed rows):
 //   x (B,T,F)  kernel (F,3H)  recurrent_kernel (H,3H)  bias (2,3H)  h0 (B,H) or null = zeros
-//   outputs (B,T,H)  h_last (B,H)
+//   outputs (B,T,H) or null when only the last state is wanted  h_last (B,H)
 //   recurrent_mask (B,H) or null: recurrent dropout, the products read h_{t-1} times it; the carry
 //   z h_{t-1} keeps the state itself, as in Keras
 //   saved for the backward, or all null for inference: x_packed (N,F), gates (N,4H) = z r hh m_h,
@@ -49,7 +49,6 @@ void gru_steps(const Problem& p, const Input& input, const T* recurrent_kernel, 
           const T* mi = m.get() + i * 3 * H;
           const T* h_prev = hs.before(k, r);
           T* h = hs.after(k, r);
-          T* out = at_step(layout, outputs, H, k, r);
           RNNKIT_SIMD_LOOP
           for (index_t j = 0; j < H; ++j) {
             const T zg = sigmoid(gi[j] + mi[j]);
@@ -61,8 +60,8 @@ void gru_steps(const Problem& p, const Input& input, const T* recurrent_kernel, 
             gi[3 * H + j] = mi[2 * H + j];
             const T hj = zg * h_prev[j] + (T(1) - zg) * hh;
             h[j] = hj;
-            out[j] = hj;
           }
+          if (outputs) copy_row(h, H, at_step(layout, outputs, H, k, r));
         }
       });
     }
@@ -84,9 +83,8 @@ void gru_forward_tokens(const Problem& p, const std::int32_t* ids, index_t vocab
                         const T* kernel, const T* recurrent_kernel, const T* bias, const T* h0,
                         const T* recurrent_mask, T* outputs, T* h_last, std::int32_t* ids_packed, T* gates, T* states,
                         T* masked_states, T* table) {
-  embedding_projection(p, vocabulary, embeddings, kernel, 3 * p.units, bias, table);
-  gru_steps(p, TokenInput<T>{ids, table, ids_packed}, recurrent_kernel, bias, h0, recurrent_mask, outputs, h_last,
-            gates, states, masked_states);
+  const TokenInput<T> input(p, ids, vocabulary, embeddings, kernel, 3 * p.units, bias, table, ids_packed);
+  gru_steps(p, input, recurrent_kernel, bias, h0, recurrent_mask, outputs, h_last, gates, states, masked_states);
 }
 
 // With dh_t = d_outputs_t + (gradient from step t+1):
@@ -173,8 +171,7 @@ void gru_backward_tokens(const Problem& p, const std::int32_t* ids_packed, index
                          const T* kernel, const T* recurrent_kernel, const T* gates, const T* states,
                          const T* recurrent_mask, const T* masked_states, const T* d_outputs, const T* d_h,
                          T* dembeddings, T* dkernel, T* drecurrent_kernel, T* dbias, T* dh0, T* ring, T* d_table) {
-  TokenInputGrad<T> input(ids_packed, vocabulary, embeddings, kernel, p.features, 3 * p.units, d_table, dembeddings,
-                          dkernel);
+  TokenInputGrad<T> input(p, ids_packed, vocabulary, embeddings, kernel, 3 * p.units, d_table, dembeddings, dkernel);
   gru_backward_steps(p, input, recurrent_kernel, gates, states, recurrent_mask, masked_states, d_outputs, d_h,
                      drecurrent_kernel, dbias, dh0, ring);
 }

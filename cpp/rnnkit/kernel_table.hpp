@@ -63,6 +63,9 @@ struct CellKernels {
   void (*embedding_forward)(const std::int64_t* ids, index_t count, const T* table, index_t width, T* out);
   void (*embedding_backward)(const std::int64_t* ids, index_t count, const T* d_out, index_t rows, index_t width,
                              T* d_table);
+  // optimizers.hpp
+  void (*rmsprop_update)(index_t n, T* weight, const T* grad, T* velocity, T learning_rate, T rho, T one_minus_rho,
+                         T epsilon);
 };
 
 struct KernelTable {

@@ -76,22 +76,35 @@ class PackedLayout {
 };
 
 // Which rows each part of a step loop owns, for the whole call (a row's state never moves between
-// threads). Every block starts at a multiple of the register tile's height, so each row is always
-// computed in the same tile and results do not depend on the number of parts.
-//   - every sequence runs every step: each part takes one contiguous range of rows, worked through in
-//     blocks of at most kMaxBlockRows, so the weights are reused across as many rows as possible;
-//   - lengths differ: blocks of kBlockRows go round-robin to the parts, so each part gets long and
-//     short sequences alike.
-template <class T>
-constexpr index_t kBlockRows = 2 * TileShape<T>::mr;
+// threads). Ownership goes by register tiles (MR rows), so each row is always computed in the same
+// tile and results do not depend on the number of parts. A part's neighbouring rows run as one block
+// of at most kMaxBlockRows, so the weights are reused across as many rows as possible.
+//   - every sequence runs every step: each part takes one contiguous range of rows;
+//   - lengths differ: pairs of tiles, longest sequences first, are dealt to the parts in snake order
+//     (0 1 .. p-1 p-1 .. 1 0 0 1 ..), so that each part gets long and short sequences alike and the
+//     parts share the work of every stretch of steps (the backward meets at a barrier every
+//     kBackwardChunkSteps; in the last steps only the few longest sequences run, latency-bound, so
+//     they are better split too). Pairs rather than single tiles: every border between two parts'
+//     rows costs, as the hardware prefetchers fetch across it into the wrong core's cache.
 template <class T>
 constexpr index_t kMaxBlockRows = 8 * TileShape<T>::mr;
+template <class T>
+constexpr index_t kDealRows = 2 * TileShape<T>::mr;
 
 template <class T>
 int step_loop_parts(const Problem& p) {
   const index_t tiles = (p.batch + TileShape<T>::mr - 1) / TileShape<T>::mr;
-  const index_t useful = p.lengths ? (p.batch + kBlockRows<T> - 1) / kBlockRows<T> : tiles;
+  const index_t useful = p.lengths ? (p.batch + kDealRows<T> - 1) / kDealRows<T> : tiles;
   return static_cast<int>(std::max<index_t>(1, std::min<index_t>(p.threads, useful)));
+}
+
+// The part that is dealt the rows first .. first + kDealRows - 1.
+template <class T>
+int dealt_owner(index_t first, int parts) {
+  const index_t deal = first / kDealRows<T>;
+  const index_t round = deal / parts;
+  const int seat = static_cast<int>(deal % parts);
+  return round % 2 == 0 ? seat : parts - 1 - seat;
 }
 
 // Calls fn(first, count) for each block of part's rows, clipped to the rows below `running`.
@@ -107,9 +120,19 @@ void for_each_block_below(const PackedLayout& layout, index_t running, int part,
     }
     return;
   }
-  for (index_t first = part * kBlockRows<T>; first < running; first += parts * kBlockRows<T>) {
-    fn(first, std::min(kBlockRows<T>, running - first));
+  index_t first = 0, count = 0;  // the block being gathered
+  for (index_t row = 0; row < running; row += kDealRows<T>) {
+    const index_t rows = std::min(kDealRows<T>, running - row);
+    const bool mine = dealt_owner<T>(row, parts) == part;
+    if (mine && count > 0 && count + rows <= kMaxBlockRows<T>) {
+      count += rows;
+      continue;
+    }
+    if (count > 0) fn(first, count);
+    first = row;
+    count = mine ? rows : 0;
   }
+  if (count > 0) fn(first, count);
 }
 
 // Calls fn(first, count) for each of part's blocks with rows still running at step k.

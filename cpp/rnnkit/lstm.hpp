@@ -5,7 +5,7 @@
 //
 // Shapes (B batch, T timesteps, F features, H units, N packed rows):
 //   x (B,T,F)  kernel (F,4H)  recurrent_kernel (H,4H)  bias (4H)  h0, c0 (B,H) or null = zeros
-//   outputs (B,T,H)  h_last, c_last (B,H)
+//   outputs (B,T,H) or null when only the last states are wanted  h_last, c_last (B,H)
 //   recurrent_mask (B,H) or null: recurrent dropout, the product reads h_{t-1} times it
 //   saved for the backward, or all null for inference: x_packed (N,F), gates (N,4H) = i f g o after
 //   their activations, states (B+N,H), cells (B+N,H) laid out as states, tanh_cells (N,H), and with a
@@ -51,7 +51,6 @@ void lstm_steps(const Problem& p, const Input& input, const T* recurrent_kernel,
           const T* c_prev = cs.before(k, r);
           T* c = cs.after(k, r);
           T* h = hs.after(k, r);
-          T* out = at_step(layout, outputs, H, k, r);
           T* tc = tc_block + i * H;
           RNNKIT_SIMD_LOOP
           for (index_t j = 0; j < H; ++j) {
@@ -68,8 +67,8 @@ void lstm_steps(const Problem& p, const Input& input, const T* recurrent_kernel,
             c[j] = cj;
             tc[j] = tcj;
             h[j] = og * tcj;
-            out[j] = og * tcj;
           }
+          if (outputs) copy_row(h, H, at_step(layout, outputs, H, k, r));
         }
       });
     }
@@ -92,9 +91,9 @@ void lstm_forward_tokens(const Problem& p, const std::int32_t* ids, index_t voca
                          const T* kernel, const T* recurrent_kernel, const T* bias, const T* h0, const T* c0,
                          const T* recurrent_mask, T* outputs, T* h_last, T* c_last, std::int32_t* ids_packed, T* gates,
                          T* states, T* cells, T* tanh_cells, T* masked_states, T* table) {
-  embedding_projection(p, vocabulary, embeddings, kernel, 4 * p.units, bias, table);
-  lstm_steps(p, TokenInput<T>{ids, table, ids_packed}, recurrent_kernel, bias, h0, c0, recurrent_mask, outputs,
-             h_last, c_last, gates, states, cells, tanh_cells, masked_states);
+  const TokenInput<T> input(p, ids, vocabulary, embeddings, kernel, 4 * p.units, bias, table, ids_packed);
+  lstm_steps(p, input, recurrent_kernel, bias, h0, c0, recurrent_mask, outputs, h_last, c_last, gates, states, cells,
+             tanh_cells, masked_states);
 }
 
 // With dh_t = d_outputs_t + (gradient from step t+1) and dc_t the cell gradient from step t+1:
@@ -176,8 +175,7 @@ void lstm_backward_tokens(const Problem& p, const std::int32_t* ids_packed, inde
                           const T* tanh_cells, const T* recurrent_mask, const T* masked_states,
                           const T* d_outputs, const T* d_h, const T* d_c, T* dembeddings, T* dkernel,
                           T* drecurrent_kernel, T* dbias, T* dh0, T* dc0, T* ring, T* d_table) {
-  TokenInputGrad<T> input(ids_packed, vocabulary, embeddings, kernel, p.features, 4 * p.units, d_table, dembeddings,
-                          dkernel);
+  TokenInputGrad<T> input(p, ids_packed, vocabulary, embeddings, kernel, 4 * p.units, d_table, dembeddings, dkernel);
   lstm_backward_steps(p, input, recurrent_kernel, gates, states, cells, tanh_cells, recurrent_mask, masked_states,
                       d_outputs, d_h, d_c, drecurrent_kernel, dbias, dh0, dc0, ring);
 }

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <memory>
 #include <vector>
 
@@ -17,15 +19,26 @@
 namespace rnnkit {
 namespace RNNKIT_ISA {
 
-// Uninitialized scratch memory: every element is written before it is read.
+// Uninitialized scratch memory: every element is written before it is read. Aligned to cache lines,
+// so that rows two threads write (their states, side by side) never share a line.
+struct FreeScratch {
+  void operator()(void* p) const { std::free(p); }
+};
 template <class T>
-std::unique_ptr<T[]> scratch(index_t n) {
-  return std::unique_ptr<T[]>(new T[static_cast<std::size_t>(std::max<index_t>(n, 1))]);
+using Scratch = std::unique_ptr<T[], FreeScratch>;
+
+template <class T>
+Scratch<T> scratch(index_t n) {
+  constexpr std::size_t kLine = 64;
+  const std::size_t bytes = (sizeof(T) * static_cast<std::size_t>(std::max<index_t>(n, 1)) + kLine - 1) / kLine * kLine;
+  void* p = std::aligned_alloc(kLine, bytes);
+  if (p == nullptr) throw std::bad_alloc();
+  return Scratch<T>(static_cast<T*>(p));
 }
 
 // (rows, cols) -> (cols, rows)
 template <class T>
-std::unique_ptr<T[]> transposed(const T* a, index_t rows, index_t cols) {
+Scratch<T> transposed(const T* a, index_t rows, index_t cols) {
   auto t = scratch<T>(rows * cols);
   for (index_t i = 0; i < rows; ++i) {
     for (index_t j = 0; j < cols; ++j) t[j * rows + i] = a[i * cols + j];

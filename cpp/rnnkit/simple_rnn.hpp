@@ -2,7 +2,7 @@
 //
 // Shapes (B batch, T timesteps, F features, H units, N packed rows = real steps of all sequences):
 //   x (B,T,F)  kernel (F,H)  recurrent_kernel (H,H)  bias (H)  h0 (B,H) or null = zeros
-//   outputs (B,T,H)  h_last (B,H)
+//   outputs (B,T,H) or null when only the last state is wanted  h_last (B,H)
 //   recurrent_mask (B,H) or null: recurrent dropout, the product reads h_{t-1} times it
 //   saved for the backward, or all null for inference: x_packed (N,F), states (B+N,H) [layout.hpp], and
 //   with a recurrent mask masked_states (B+N,H) = h_{t-1} times the mask
@@ -38,13 +38,12 @@ void simple_rnn_steps(const Problem& p, const Input& input, const T* recurrent_k
         for (index_t i = 0; i < count; ++i) {
           const T* zi = z + i * H;
           T* h = hs.after(k, first + i);
-          T* out = at_step(layout, outputs, H, k, first + i);
           RNNKIT_SIMD_LOOP
           for (index_t j = 0; j < H; ++j) {
             const T hj = tanh_approx(zi[j]);
             h[j] = hj;
-            out[j] = hj;
           }
+          if (outputs) copy_row(h, H, at_step(layout, outputs, H, k, first + i));
         }
       });
     }
@@ -66,9 +65,8 @@ void simple_rnn_forward_tokens(const Problem& p, const std::int32_t* ids, index_
                                const T* kernel, const T* recurrent_kernel, const T* bias, const T* h0,
                                const T* recurrent_mask, T* outputs, T* h_last, std::int32_t* ids_packed, T* states,
                                T* masked_states, T* table) {
-  embedding_projection(p, vocabulary, embeddings, kernel, p.units, bias, table);
-  simple_rnn_steps(p, TokenInput<T>{ids, table, ids_packed}, recurrent_kernel, bias, h0, recurrent_mask, outputs,
-                   h_last, states, masked_states);
+  const TokenInput<T> input(p, ids, vocabulary, embeddings, kernel, p.units, bias, table, ids_packed);
+  simple_rnn_steps(p, input, recurrent_kernel, bias, h0, recurrent_mask, outputs, h_last, states, masked_states);
 }
 
 // dz_t = dh_t (1 - h_t^2)      dh_{t-1} = dz_t · recurrent_kernel^T      dx_t = dz_t · kernel^T
@@ -128,8 +126,7 @@ void simple_rnn_backward_tokens(const Problem& p, const std::int32_t* ids_packed
                                 const T* recurrent_mask, const T* masked_states, const T* d_outputs, const T* d_h,
                                 T* dembeddings, T* dkernel, T* drecurrent_kernel, T* dbias, T* dh0, T* ring,
                                 T* d_table) {
-  TokenInputGrad<T> input(ids_packed, vocabulary, embeddings, kernel, p.features, p.units, d_table, dembeddings,
-                          dkernel);
+  TokenInputGrad<T> input(p, ids_packed, vocabulary, embeddings, kernel, p.units, d_table, dembeddings, dkernel);
   simple_rnn_backward_steps(p, input, recurrent_kernel, states, recurrent_mask, masked_states, d_outputs, d_h,
                             drecurrent_kernel, dbias, dh0, ring);
 }

@@ -32,12 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
     imdb.add_argument("--num-words", type=int, default=10000, help="vocabulary: the most frequent words")
     imdb.add_argument("--units", type=int, default=32)
     imdb.add_argument("--embed-dim", type=int, default=32)
+    imdb.add_argument("--mask-zero", action="store_true",
+                      help="Embedding(mask_zero=True): padding is masked, and the kernels skip it")
+    imdb.add_argument("--bidirectional", action="store_true", help="wrap the recurrent layer in Bidirectional")
     imdb.add_argument("--optimizer", choices=("rmsprop", "adam", "sgd"), default="rmsprop")
     imdb.add_argument("--validation-split", type=float, default=0.2)
     imdb.add_argument("--seed", type=int, default=1, help="same seed, same run")
     imdb.add_argument("--data", default=None, help="aclImdb_v1.tar.gz, an aclImdb directory or Keras' imdb.npz "
                                                    "(default: $RNNKIT_DATA, the cache, or a download)")
-    imdb.add_argument("--out", default=None, help="output directory (default: runs/imdb-<model>)")
+    imdb.add_argument("--out", default=None,
+                      help="output directory (default: runs/imdb-<model>, e.g. runs/imdb-bidirectional_lstm_masked)")
     imdb.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                       help="1: progress bar, 2: a line per epoch (default: 1 on a terminal, else 2)")
     return parser
@@ -66,14 +70,19 @@ class EpochTimer:
         self.callback = _Timer()
 
 
+def run_name(args) -> str:
+    """lstm, bidirectional_lstm_masked, ...: names the output directory and the model."""
+    return ("bidirectional_" if args.bidirectional else "") + args.model + ("_masked" if args.mask_zero else "")
+
+
 def build_model(args):
-    from .layers import GRU, LSTM, Dense, Embedding, SimpleRNN
+    from .layers import GRU, LSTM, Bidirectional, Dense, Embedding, SimpleRNN
     from .models import Sequential
 
     cell = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}[args.model]
-    model = Sequential(name=f"imdb_{args.model}")
-    model.add(Embedding(args.num_words, args.embed_dim))
-    model.add(cell(args.units))
+    model = Sequential(name=f"imdb_{run_name(args)}")
+    model.add(Embedding(args.num_words, args.embed_dim, mask_zero=args.mask_zero))
+    model.add(Bidirectional(cell(args.units)) if args.bidirectional else cell(args.units))
     model.add(Dense(1, activation="sigmoid"))
     model.compile(optimizer=args.optimizer, loss="binary_crossentropy", metrics=["acc"])
     return model
@@ -111,7 +120,7 @@ def run_imdb(args) -> dict:
     from .preprocessing.sequence import pad_sequences
     from .utils import set_random_seed
 
-    out = Path(args.out or f"runs/imdb-{args.model}")
+    out = Path(args.out or f"runs/imdb-{run_name(args)}")
     out.mkdir(parents=True, exist_ok=True)
     set_random_seed(args.seed)
     info = build_info()
@@ -136,7 +145,7 @@ def run_imdb(args) -> dict:
     test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=args.batch_size)
     best = int(np.argmax(history["val_acc"])) if "val_acc" in history else None
     result = {
-        "model": args.model,
+        "model": run_name(args),
         "config": {k: v for k, v in vars(args).items() if k not in ("command",)},
         "history": history,
         "epoch_seconds": timer.seconds,
@@ -148,7 +157,7 @@ def run_imdb(args) -> dict:
     }
     model.save(out / "model.rnnkit")
     (out / "history.json").write_text(json.dumps(result, indent=2) + "\n")
-    title = f"IMDB {args.model}: best val_acc {result['best_val_acc']:.4f}, test acc {test_acc:.4f}"
+    title = f"IMDB {run_name(args)}: best val_acc {result['best_val_acc']:.4f}, test acc {test_acc:.4f}"
     plotted = plot_history(history, out / "history.png", title)
     say(f"test_loss: {test_loss:.4f} - test_acc: {test_acc:.4f}")
     if best is not None:

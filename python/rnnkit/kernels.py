@@ -28,7 +28,10 @@ reads it, the same mask at every step (GRU's carry z * h_{t-1} keeps the state i
 
 Each backward takes the forward's result and the loss gradient with respect to the outputs and/or
 the last states (None = zero), and returns one gradient per input, shaped like it. A forward with
-``save_for_backward=False`` (inference) keeps nothing for a backward and runs faster. The kernels run
+``save_for_backward=False`` (inference) keeps nothing for a backward and runs faster;
+``return_sequences=False`` skips writing the output sequence (``.outputs`` is None) when only the last
+state is wanted, as for Keras' ``return_sequences=False`` (a ``d_outputs`` is still accepted by the
+backward: the sequence is what the forward computed, only not returned). The kernels run
 with the GIL released, on ``rnnkit.get_num_threads()`` threads; results do not depend on that number.
 """
 
@@ -67,13 +70,14 @@ def _gradients(cls, grads):
 
 
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre",
-                       save_for_backward=True, embeddings=None, recurrent_mask=None) -> SimpleRNNForward:
+                       save_for_backward=True, embeddings=None, recurrent_mask=None,
+                       return_sequences=True) -> SimpleRNNForward:
     """h_t = tanh(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias) for every step.
 
-    Returns ``.outputs`` (batch, timesteps, units) and ``.h`` (batch, units).
+    Returns ``.outputs`` (batch, timesteps, units; None with return_sequences=False) and ``.h`` (batch, units).
     """
     outputs, h, saved = _core.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, None, lengths, padding,
-                                                 save_for_backward, embeddings, recurrent_mask)
+                                                 save_for_backward, embeddings, recurrent_mask, return_sequences)
     return SimpleRNNForward(outputs, h, saved)
 
 
@@ -84,14 +88,15 @@ def simple_rnn_backward(fwd: SimpleRNNForward, d_outputs=None, d_h=None) -> Simp
 
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths=None, padding="pre",
-                 save_for_backward=True, embeddings=None, recurrent_mask=None) -> LSTMForward:
+                 save_for_backward=True, embeddings=None, recurrent_mask=None,
+                 return_sequences=True) -> LSTMForward:
     """Keras' LSTM: i, f, o = sigmoid, g = tanh of x_t @ kernel + h_{t-1} @ recurrent_kernel + bias;
     c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
 
     Returns ``.outputs`` (batch, timesteps, units), ``.h`` and ``.c`` (batch, units).
     """
     outputs, h, c, saved = _core.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, lengths, padding,
-                                              save_for_backward, embeddings, recurrent_mask)
+                                              save_for_backward, embeddings, recurrent_mask, return_sequences)
     return LSTMForward(outputs, h, c, saved)
 
 
@@ -102,14 +107,15 @@ def lstm_backward(fwd: LSTMForward, d_outputs=None, d_h=None, d_c=None) -> LSTMG
 
 
 def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre",
-                save_for_backward=True, embeddings=None, recurrent_mask=None) -> GRUForward:
+                save_for_backward=True, embeddings=None, recurrent_mask=None,
+                return_sequences=True) -> GRUForward:
     """Keras' GRU with reset_after=True: z, r = sigmoid(x W + b_in + h U + b_rec),
     hh = tanh(x W_h + b_in_h + r (h U_h + b_rec_h)), h_t = z h_{t-1} + (1 - z) hh.
 
     Returns ``.outputs`` (batch, timesteps, units) and ``.h`` (batch, units).
     """
     outputs, h, saved = _core.gru_forward(x, kernel, recurrent_kernel, bias, h0, None, lengths, padding,
-                                          save_for_backward, embeddings, recurrent_mask)
+                                          save_for_backward, embeddings, recurrent_mask, return_sequences)
     return GRUForward(outputs, h, saved)
 
 

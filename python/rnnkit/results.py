@@ -15,14 +15,14 @@ import numpy as np
 
 @dataclass(frozen=True, eq=False)
 class SimpleRNNForward:
-    outputs: np.ndarray  # (batch, timesteps, units)
+    outputs: Optional[np.ndarray]  # (batch, timesteps, units); None from return_sequences=False
     h: np.ndarray  # (batch, units): the last state
     saved: Any = field(repr=False)
 
 
 @dataclass(frozen=True, eq=False)
 class LSTMForward:
-    outputs: np.ndarray  # (batch, timesteps, units)
+    outputs: Optional[np.ndarray]  # (batch, timesteps, units); None from return_sequences=False
     h: np.ndarray  # (batch, units): the last hidden state
     c: np.ndarray  # (batch, units): the last cell state
     saved: Any = field(repr=False)
@@ -30,7 +30,7 @@ class LSTMForward:
 
 @dataclass(frozen=True, eq=False)
 class GRUForward:
-    outputs: np.ndarray  # (batch, timesteps, units)
+    outputs: Optional[np.ndarray]  # (batch, timesteps, units); None from return_sequences=False
     h: np.ndarray  # (batch, units): the last state
     saved: Any = field(repr=False)
 

@@ -117,7 +117,7 @@ class RNN(Layer):
         forward_fn = getattr(kernels, f"{self.cell}_forward")
         self._fwd = forward_fn(x, self.params["kernel"], self.params["recurrent_kernel"], self._bias(),
                                lengths=lengths, padding=padding, save_for_backward=training, embeddings=table,
-                               recurrent_mask=recurrent_mask)
+                               recurrent_mask=recurrent_mask, return_sequences=self.return_sequences)
         outputs = self._fwd.outputs
         if self.return_sequences and self._compression is not None:
             outputs = self._compression.expand_outputs(outputs)
