@@ -238,6 +238,46 @@ def test_results_do_not_depend_on_the_thread_count():
         rnnkit.set_num_threads(previous)
 
 
+def test_set_num_threads_while_other_threads_run_kernels_changes_no_result():
+    problems = {cell: make_problem(cell, 33, 50, 6, 17, dtype=np.float32, seed=3, initial_state=True) for cell in CELLS}
+    expected = {}
+    for cell, p in problems.items():
+        fwd = forward(kernels, cell, p)
+        expected[cell] = (fwd, backward(kernels, cell, fwd, *loss_gradients(cell, fwd, "both")))
+    stop = threading.Event()
+    failures = []
+
+    def run_kernels(cell):
+        want_fwd, want_grads = expected[cell]
+        for _ in range(15):
+            fwd = forward(kernels, cell, problems[cell])
+            grads = backward(kernels, cell, fwd, *loss_gradients(cell, fwd, "both"))
+            if not np.array_equal(fwd.outputs, want_fwd.outputs) or not all(
+                    np.array_equal(getattr(grads, n), getattr(want_grads, n)) for n in gradient_names(cell)):
+                failures.append(cell)
+
+    def change_thread_count():
+        n = 0
+        while not stop.is_set():
+            rnnkit.set_num_threads(1 + n % 4)
+            n += 1
+
+    previous = rnnkit.get_num_threads()
+    changer = threading.Thread(target=change_thread_count)
+    workers = [threading.Thread(target=run_kernels, args=(cell,)) for cell in CELLS for _ in range(2)]
+    try:
+        changer.start()
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+    finally:
+        stop.set()
+        changer.join()
+        rnnkit.set_num_threads(previous)
+    assert failures == []
+
+
 def test_set_num_threads_rejects_zero():
     with pytest.raises(ValueError, match=r"set_num_threads: expected a thread count >= 1, got 0"):
         rnnkit.set_num_threads(0)

@@ -13,6 +13,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <unistd.h>
+
 #include "../buffer_pool.hpp"
 #include "../rnnkit/problem.hpp"
 
@@ -60,6 +62,9 @@ inline std::size_t float_size_of(const py::array& a, const std::string& name) {
 
 inline const char* float_name(std::size_t size) { return size == 4 ? "float32" : "float64"; }
 
+template <class T>
+py::array_t<T> contiguous(const py::array& arr, const std::string& name);
+
 // A C-contiguous array of T: copied only when the input is strided, Fortran-ordered or byte-swapped.
 // `reference` names the argument whose float type the call follows.
 template <class T>
@@ -70,7 +75,7 @@ py::array_t<T> as_float_array(const py::handle& obj, const std::string& name, co
                          float_name(sizeof(T)) +
                          "; rnnkit never converts between types silently, pass both as the same float type");
   }
-  return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(arr);
+  return contiguous<T>(arr, name);
 }
 
 inline void expect_shape(const py::array& a, const std::string& name, const std::vector<index_t>& expected,
@@ -101,7 +106,27 @@ const T* data_or_null(const py::object& a) {
   return a.is_none() ? nullptr : py::cast<py::array_t<T>>(a).data();
 }
 
-// a * b * ..., or a MemoryError when the product does not fit in the address space.
+// This machine's physical memory in bytes (0 when unknown): a request for more is refused up front,
+// as an allocation that large would either fail or, with overcommit, end in the out-of-memory killer.
+inline std::uint64_t physical_memory_bytes() {
+  static const std::uint64_t bytes = [] {
+    const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page_size > 0 ? std::uint64_t(pages) * std::uint64_t(page_size) : std::uint64_t(0);
+  }();
+  return bytes;
+}
+
+// MemoryError unless `bytes` (already overflow-checked) fits in this machine's memory.
+inline void check_fits_in_memory(index_t bytes, const std::string& what) {
+  const std::uint64_t limit = physical_memory_bytes();
+  if (limit != 0 && static_cast<std::uint64_t>(bytes) > limit) {
+    memory_error("rnnkit: " + what + " would need " + std::to_string(bytes >> 20) + " MiB, more than this machine's " +
+                 std::to_string(limit >> 20) + " MiB of memory");
+  }
+}
+
+// a * b * ... elements of itemsize bytes each: the count, or a MemoryError when the product overflows
+// or the bytes exceed the machine's memory. Checked before anything is allocated.
 inline index_t checked_size(std::initializer_list<index_t> factors, std::size_t itemsize, const std::string& what) {
   index_t n = 1;
   for (index_t f : factors) {
@@ -111,7 +136,20 @@ inline index_t checked_size(std::initializer_list<index_t> factors, std::size_t 
   if (__builtin_mul_overflow(n, static_cast<index_t>(itemsize), &bytes)) {
     memory_error("rnnkit: " + what + " would exceed the address space");
   }
+  check_fits_in_memory(bytes, what);
   return n;
+}
+
+// arr as a C-contiguous array of T. A strided or broadcast view is copied, after checking that the
+// copy fits in memory: a broadcast view can be far larger than the memory behind it.
+template <class T>
+py::array_t<T> contiguous(const py::array& arr, const std::string& name) {
+  const bool copies = !(arr.flags() & py::array::c_style) || !py::isinstance<py::array_t<T>>(arr);
+  if (copies) {
+    index_t n = 1;
+    for (index_t d = 0; d < arr.ndim(); ++d) n = checked_size({n, arr.shape(d)}, sizeof(T), "a copy of " + name);
+  }
+  return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(arr);
 }
 
 // Sequence lengths: None, or an int64 copy after checking 0 <= length <= timesteps.
@@ -176,7 +214,7 @@ inline void check_ids(const py::array& arr, index_t rows, const std::string& nam
   }
   const auto first_outside = [&](auto zero) {
     using Src = decltype(zero);
-    const auto ids = py::array_t<Src, py::array::c_style | py::array::forcecast>::ensure(arr);
+    const auto ids = contiguous<Src>(arr, name);
     return first_id_outside(ids.data(), static_cast<index_t>(ids.size()), rows);
   };
   const bool is_signed = kind == 'i';
@@ -194,7 +232,7 @@ inline void check_ids(const py::array& arr, index_t rows, const std::string& nam
     position = std::to_string(rest % arr.shape(d)) + (position.empty() ? "" : ", ") + position;
     rest /= arr.shape(d);
   }
-  throw py::index_error("token id " + py::str(arr.attr("flat")[py::int_(n)]).cast<std::string>() +
+  throw py::index_error(name + ": token id " + py::str(arr.attr("flat")[py::int_(n)]).cast<std::string>() +
                         " at position (" + position + ") is outside [0, " + std::to_string(rows) + ")");
 }
 
@@ -203,7 +241,7 @@ template <class Int>
 py::array_t<Int> checked_ids(const py::handle& obj, index_t rows, const std::string& name) {
   py::array arr = to_array(obj, name);
   check_ids(arr, rows, name);
-  return py::array_t<Int, py::array::c_style | py::array::forcecast>::ensure(arr);
+  return contiguous<Int>(arr, name);
 }
 
 // --- memory ----------------------------------------------------------------------------------------

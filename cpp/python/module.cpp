@@ -135,8 +135,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("build_info", &build_info);
   bind_recurrent(m);
   m.def(
-      "check_token_ids", [](const py::handle& ids, index_t rows) { check_ids(to_array(ids, "ids"), rows, "ids"); },
-      py::arg("ids"), py::arg("rows"), "IndexError naming the first id outside [0, rows) and its position");
+      "check_token_ids",
+      [](const py::handle& ids, index_t rows, const std::string& name) { check_ids(to_array(ids, name), rows, name); },
+      py::arg("ids"), py::arg("rows"), py::arg("name") = "ids",
+      "IndexError naming the first id outside [0, rows) and its position");
   m.def(
       "rmsprop_update",
       [](const py::handle& weight, const py::handle& grad, const py::handle& velocity, double learning_rate,

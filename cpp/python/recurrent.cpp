@@ -121,7 +121,6 @@ void check_weights_and_states(const CellSpec& cell, ForwardInputs<T>& in, const 
   in.padding = padding;
   if (!in.lengths.is_none()) p.lengths = py::cast<py::array_t<std::int64_t>>(in.lengths).data();
   p.threads = current_threads();
-  checked_size({p.batch + p.batch * p.timesteps, std::max(p.features, 4 * H)}, sizeof(T), "the saved states");
 }
 
 template <class T>
@@ -176,6 +175,11 @@ py::tuple forward_impl(const CellSpec& cell, const ForwardInputs<T>& in, bool sa
                        bool return_sequences) {
   const Problem& p = in.problem;
   const index_t H = p.units, V = in.vocabulary();
+  // Everything this call allocates, checked before the first allocation: outputs (H per row), and for
+  // the backward the inputs (F) and at most 8H of records per row (LSTM: 4H gates, states, cells, ...).
+  const index_t output_rows = save_for_backward || return_sequences ? p.batch + p.batch * p.timesteps : p.batch;
+  checked_size({output_rows, save_for_backward ? p.features + 9 * H : H}, sizeof(T),
+               "the outputs" + std::string(save_for_backward ? " and the records for the backward" : ""));
   auto outputs = new_array<T>({return_sequences ? p.batch : 0, p.timesteps, H}, "outputs");
   auto h = new_array<T>({p.batch, H}, "h");
   auto c = new_array<T>({cell_id(cell) == CellId::lstm ? p.batch : 0, H}, "c");

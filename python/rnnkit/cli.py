@@ -138,8 +138,14 @@ def run_imdb(args) -> dict:
     model.summary(print_fn=say)
     timer = EpochTimer()
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
-    history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                        validation_split=args.validation_split, callbacks=[timer.callback], verbose=verbose).history
+    try:
+        history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                            validation_split=args.validation_split, callbacks=[timer.callback],
+                            verbose=verbose).history
+    except KeyboardInterrupt:
+        model.save(out / "model.rnnkit")
+        say(f"Interrupted: saved the model as trained so far to {out / 'model.rnnkit'}")
+        raise
 
     say("Evaluating on the test set...")
     test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=args.batch_size)
@@ -172,7 +178,10 @@ def run_imdb(args) -> dict:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "imdb":
-        run_imdb(args)
+        try:
+            run_imdb(args)
+        except KeyboardInterrupt:
+            return 130  # the shell's code for a Ctrl-C
     return 0
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import numpy as np
 
@@ -32,10 +34,8 @@ def check_inputs(model, x, what="x"):
         if x.dtype.kind not in "iu":
             raise TypeError(f"{what}: the model starts with Embedding '{first.name}', which takes integer token ids, "
                             f"got a {x.dtype} array (convert with .astype('int32') if the values are ids)")
-        try:
-            _core.check_token_ids(x, first.input_dim)  # here, so that positions refer to the caller's x
-        except IndexError as e:
-            raise IndexError(f"{what}: Embedding '{first.name}' (input_dim={first.input_dim}): {e}") from None
+        # here, so that positions refer to the caller's x
+        _core.check_token_ids(x, first.input_dim, f"{what}: Embedding '{first.name}' (input_dim={first.input_dim})")
     return x
 
 
@@ -86,8 +86,36 @@ def _split_validation(x, y, validation_split, validation_data, model):
     return x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
 
 
+class InterruptAtBatchEnd:
+    """Ctrl-C during fit lets the batch under way finish: the weights are then those after a whole
+    update, never half of one. A second Ctrl-C interrupts at once, as usual. Only the main thread
+    receives signals, so elsewhere (or under a handler of the caller's own) nothing changes."""
+
+    def __enter__(self):
+        self.requested, self._previous = False, None
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def _request(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    def __exit__(self, *exc_info):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
         initial_epoch):
+    with InterruptAtBatchEnd() as interrupt:
+        return _fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+                    shuffle, initial_epoch, interrupt)
+
+
+def _fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
+         initial_epoch, interrupt):
     _check_compiled(model)
     x, y = check_data(model, x, y)
     batch_size = _batch_size(batch_size)
@@ -111,6 +139,14 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
             correct += right
             seen += len(idx)
             cbs.on_train_batch_end(step, _logs(model, loss_sum, correct, seen))
+            if interrupt.requested:
+                cbs.on_train_end()
+                model.history = history
+                print(f"\nrnnkit: interrupted; training stopped after batch {step + 1}/{steps} of epoch "
+                      f"{epoch + 1}, whose update is complete", file=sys.stderr)
+                raise KeyboardInterrupt
+            if model.stop_training:  # as Keras: the epoch ends here, with its validation
+                break
         logs = _logs(model, loss_sum, correct, seen)
         if validation is not None:
             logs.update(_evaluate_logs(model, *validation, batch_size, prefix="val_"))

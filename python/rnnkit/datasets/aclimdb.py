@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..saving import atomic_write
+from . import storage
 
 CACHE_VERSION = 1
 _TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -134,12 +135,18 @@ def cached_corpus(source: Path, directory: Path) -> Corpus:
     if path.exists():
         try:
             return load(path)
-        except ValueError as e:
-            print(f"rnnkit: rebuilding the IMDB cache ({e})", file=sys.stderr)
-    print(f"rnnkit: reading and tokenizing {source} (the first time only)...", file=sys.stderr)
-    corpus = parse(source)
-    try:
-        save(corpus, path)
-    except OSError as e:
-        print(f"rnnkit: could not write the IMDB cache {path}: {e}", file=sys.stderr)
+        except ValueError:
+            pass  # rebuilt below, under the lock
+    with storage.locked(path):  # one process parses; others wait, then read its cache
+        if path.exists():
+            try:
+                return load(path)
+            except ValueError as e:
+                print(f"rnnkit: rebuilding the IMDB cache ({e})", file=sys.stderr)
+        print(f"rnnkit: reading and tokenizing {source} (the first time only)...", file=sys.stderr)
+        corpus = parse(source)
+        try:
+            save(corpus, path)
+        except OSError as e:
+            print(f"rnnkit: could not write the IMDB cache {path}: {e}", file=sys.stderr)
     return corpus

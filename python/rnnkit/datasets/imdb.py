@@ -49,7 +49,10 @@ def find_source(path=None) -> Path:
     if cached.exists():
         return cached
     try:
-        return storage.download(URL, cached, MD5)
+        with storage.locked(cached):
+            if cached.exists():  # another process downloaded it while this one waited
+                return cached
+            return storage.download(URL, cached, MD5)
     except OSError as e:
         raise FileNotFoundError(
             f"The IMDB dataset is not on this machine and downloading it failed ({e}). Download {URL} "

@@ -3,6 +3,7 @@ half-written file behind."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -17,6 +18,52 @@ def cache_dir() -> Path:
     """``$XDG_CACHE_HOME/rnnkit``, by default ``~/.cache/rnnkit``."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "rnnkit"
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Holds an exclusive lock, across processes, on ``<path>.lock`` while the body runs: when two
+    processes need the same file at once, one makes it while the other waits and then uses it. Where
+    the lock file cannot be created (a read-only directory) the body runs unlocked: every write is
+    atomic anyway, so the worst case is work done twice."""
+    lock_path = Path(f"{path}.lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock_file = open(lock_path, "a+b")
+    except OSError:
+        yield
+        return
+    with lock_file:
+        _lock(lock_file)
+        try:
+            yield
+        finally:
+            _unlock(lock_file)
+
+
+if os.name == "nt":
+    import msvcrt
+
+    def _lock(f):
+        f.seek(0)
+        while True:
+            try:
+                msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)  # retries for 10 s, then raises
+                return
+            except OSError:
+                continue
+
+    def _unlock(f):
+        f.seek(0)
+        msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+else:
+    import fcntl
+
+    def _lock(f):
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+
+    def _unlock(f):
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def md5_of(path) -> str:
