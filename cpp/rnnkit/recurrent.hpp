@@ -241,6 +241,8 @@ struct BiasGradient {
 // ld, part, parts) for each step), while the chunk's d_gates are still in cache. ring holds two
 // chunks of d_gates (backward_ring_size), all the memory this takes; the sums run over the steps in
 // the same order for any number of parts. finish(part, parts) runs last.
+constexpr index_t kMergedRows = 512;
+
 template <class T, class Step, class ChunkStep, class Finish>
 void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t ld_gates,
                          const std::vector<WeightGradient<T>>& weights, const std::vector<BiasGradient<T>>& biases,
@@ -263,17 +265,27 @@ void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t l
         });
       }
       barrier.arrive_and_wait(parts);  // every row's d_gates of the chunk are written
+      for (const auto& w : weights) {
+        index_t c0, c1;
+        column_share<T>(w.cols, part, parts, c0, c1);
+        if (c0 >= c1) continue;
+        const auto source_row = [&](index_t k) { return w.from_states ? layout.state_row(k - 1, 0) : layout.offset[k]; };
+        // Steps whose source rows follow one another (all of them without lengths) form one product
+        // with a longer inner dimension, up to kMergedRows rows, instead of one short product per step:
+        // a small batch gains most.
+        for (index_t k = begin; k < end;) {
+          index_t rows = layout.active[k], next = k + 1;
+          while (next < end && rows + layout.active[next] <= kMergedRows && source_row(next) == source_row(k) + rows) {
+            rows += layout.active[next++];
+          }
+          gemm(w.source_cols, c1 - c0, rows, w.source + source_row(k) * w.source_cols, index_t(1), w.source_cols,
+               gates_of_step(k) + w.grad_col + c0, ld_gates, w.out + c0, w.ld_out, Init::load);
+          k = next;
+        }
+      }
       for (index_t k = begin; k < end; ++k) {
         const index_t n = layout.active[k];
         const T* g = gates_of_step(k);
-        for (const auto& w : weights) {
-          index_t c0, c1;
-          column_share<T>(w.cols, part, parts, c0, c1);
-          if (c0 >= c1) continue;
-          const T* a = w.source + (w.from_states ? layout.state_row(k - 1, 0) : layout.offset[k]) * w.source_cols;
-          gemm(w.source_cols, c1 - c0, n, a, index_t(1), w.source_cols, g + w.grad_col + c0, ld_gates, w.out + c0,
-               w.ld_out, Init::load);
-        }
         for (const auto& b : biases) {
           index_t c0, c1;
           column_share<T>(b.cols, part, parts, c0, c1);
