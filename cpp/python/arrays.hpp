@@ -40,6 +40,58 @@ inline std::string dtype_name(const py::array& a) { return py::str(a.dtype()).ca
   throw py::error_already_set();
 }
 
+// --- sizes ----------------------------------------------------------------------------------------
+
+// This machine's physical memory in bytes (0 when unknown): a request for more is refused up front,
+// as an allocation that large would either fail or, with overcommit, end in the out-of-memory killer.
+inline std::uint64_t physical_memory_bytes() {
+  static const std::uint64_t bytes = [] {
+    const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page_size > 0 ? std::uint64_t(pages) * std::uint64_t(page_size) : std::uint64_t(0);
+  }();
+  return bytes;
+}
+
+// MemoryError unless `bytes` (already overflow-checked) fits in this machine's memory.
+inline void check_fits_in_memory(index_t bytes, const std::string& what) {
+  const std::uint64_t limit = physical_memory_bytes();
+  if (limit != 0 && static_cast<std::uint64_t>(bytes) > limit) {
+    memory_error("rnnkit: " + what + " would need " + std::to_string(bytes >> 20) + " MiB, more than this machine's " +
+                 std::to_string(limit >> 20) + " MiB of memory");
+  }
+}
+
+// a * b * ... elements of itemsize bytes each: the count, or a MemoryError when the product overflows
+// or the bytes exceed the machine's memory. Checked before anything is allocated.
+inline index_t checked_size(std::initializer_list<index_t> factors, std::size_t itemsize, const std::string& what) {
+  index_t n = 1;
+  for (index_t f : factors) {
+    if (f < 0 || __builtin_mul_overflow(n, f, &n)) memory_error("rnnkit: " + what + " would exceed the address space");
+  }
+  index_t bytes;
+  if (__builtin_mul_overflow(n, static_cast<index_t>(itemsize), &bytes)) {
+    memory_error("rnnkit: " + what + " would exceed the address space");
+  }
+  check_fits_in_memory(bytes, what);
+  return n;
+}
+
+// The number of elements of an array of this shape, checked as checked_size checks.
+inline index_t checked_count(const std::vector<index_t>& shape, std::size_t itemsize, const std::string& what) {
+  index_t n = 1;
+  for (index_t s : shape) n = checked_size({n, s}, itemsize, what);
+  return n;
+}
+
+// arr as a C-contiguous array of T. A strided or broadcast view is copied, after checking that the
+// copy fits in memory: a broadcast view can be far larger than the memory behind it.
+template <class T>
+py::array_t<T> contiguous(const py::array& arr, const std::string& name) {
+  const bool copies = !(arr.flags() & py::array::c_style) || !py::isinstance<py::array_t<T>>(arr);
+  if (copies) checked_count(shape_of(arr), sizeof(T), "a copy of " + name);
+  return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(arr);
+}
+
 // --- arguments -------------------------------------------------------------------------------------
 
 inline py::array to_array(const py::handle& obj, const std::string& name) {
@@ -61,9 +113,6 @@ inline std::size_t float_size_of(const py::array& a, const std::string& name) {
 }
 
 inline const char* float_name(std::size_t size) { return size == 4 ? "float32" : "float64"; }
-
-template <class T>
-py::array_t<T> contiguous(const py::array& arr, const std::string& name);
 
 // A C-contiguous array of T: copied only when the input is strided, Fortran-ordered or byte-swapped.
 // `reference` names the argument whose float type the call follows.
@@ -104,52 +153,6 @@ py::object checked_optional(const py::handle& obj, const std::string& name, cons
 template <class T>
 const T* data_or_null(const py::object& a) {
   return a.is_none() ? nullptr : py::cast<py::array_t<T>>(a).data();
-}
-
-// This machine's physical memory in bytes (0 when unknown): a request for more is refused up front,
-// as an allocation that large would either fail or, with overcommit, end in the out-of-memory killer.
-inline std::uint64_t physical_memory_bytes() {
-  static const std::uint64_t bytes = [] {
-    const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
-    return pages > 0 && page_size > 0 ? std::uint64_t(pages) * std::uint64_t(page_size) : std::uint64_t(0);
-  }();
-  return bytes;
-}
-
-// MemoryError unless `bytes` (already overflow-checked) fits in this machine's memory.
-inline void check_fits_in_memory(index_t bytes, const std::string& what) {
-  const std::uint64_t limit = physical_memory_bytes();
-  if (limit != 0 && static_cast<std::uint64_t>(bytes) > limit) {
-    memory_error("rnnkit: " + what + " would need " + std::to_string(bytes >> 20) + " MiB, more than this machine's " +
-                 std::to_string(limit >> 20) + " MiB of memory");
-  }
-}
-
-// a * b * ... elements of itemsize bytes each: the count, or a MemoryError when the product overflows
-// or the bytes exceed the machine's memory. Checked before anything is allocated.
-inline index_t checked_size(std::initializer_list<index_t> factors, std::size_t itemsize, const std::string& what) {
-  index_t n = 1;
-  for (index_t f : factors) {
-    if (f < 0 || __builtin_mul_overflow(n, f, &n)) memory_error("rnnkit: " + what + " would exceed the address space");
-  }
-  index_t bytes;
-  if (__builtin_mul_overflow(n, static_cast<index_t>(itemsize), &bytes)) {
-    memory_error("rnnkit: " + what + " would exceed the address space");
-  }
-  check_fits_in_memory(bytes, what);
-  return n;
-}
-
-// arr as a C-contiguous array of T. A strided or broadcast view is copied, after checking that the
-// copy fits in memory: a broadcast view can be far larger than the memory behind it.
-template <class T>
-py::array_t<T> contiguous(const py::array& arr, const std::string& name) {
-  const bool copies = !(arr.flags() & py::array::c_style) || !py::isinstance<py::array_t<T>>(arr);
-  if (copies) {
-    index_t n = 1;
-    for (index_t d = 0; d < arr.ndim(); ++d) n = checked_size({n, arr.shape(d)}, sizeof(T), "a copy of " + name);
-  }
-  return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(arr);
 }
 
 // Sequence lengths: None, or an int64 copy after checking 0 <= length <= timesteps.
@@ -249,8 +252,7 @@ py::array_t<Int> checked_ids(const py::handle& obj, index_t rows, const std::str
 // An uninitialized NumPy array whose memory comes from (and goes back to) the buffer pool.
 template <class T>
 py::array_t<T> new_array(const std::vector<index_t>& shape, const std::string& what) {
-  index_t n = 1;
-  for (index_t s : shape) n = checked_size({n, s}, sizeof(T), what);
+  const index_t n = checked_count(shape, sizeof(T), what);
   struct Block {
     void* data;
     std::size_t bytes;

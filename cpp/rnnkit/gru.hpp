@@ -147,12 +147,7 @@ void gru_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_k
   std::vector<WeightGradient<T>> weights{{h_read, true, H, 0, 2 * H, drecurrent_kernel, 3 * H},
                                          {h_read, true, H, 3 * H, H, drecurrent_kernel + 2 * H, 3 * H}};
   std::vector<BiasGradient<T>> biases{{0, 2 * H, db_recurrent}, {3 * H, H, db_recurrent + 2 * H}};
-  input.add_gradients(weights, biases, dbias);  // dbias[0], the input bias
-  backward_over_steps<T>(
-      p, layout, G, weights, biases, ring, step,
-      [&](index_t k, index_t n, const T* g, int part, int parts) { input.chunk_step(layout, k, n, g, G, part, parts); },
-      [&](int part, int parts) { input.finish(layout, part, parts); });
-  input.after(p);
+  backward_over_steps<T>(p, layout, G, weights, biases, dbias, ring, step, input);  // input bias: dbias[0]
   store_initial_state_gradients(layout, d_state.get(), H, dh0);
 }
 

@@ -148,12 +148,7 @@ void lstm_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_
   const T* h_read = recurrent_mask ? masked_states : states;
   std::vector<WeightGradient<T>> weights{{h_read, true, H, 0, G, drecurrent_kernel, G}};
   std::vector<BiasGradient<T>> biases;
-  input.add_gradients(weights, biases, dbias);
-  backward_over_steps<T>(
-      p, layout, G, weights, biases, ring, step,
-      [&](index_t k, index_t n, const T* g, int part, int parts) { input.chunk_step(layout, k, n, g, G, part, parts); },
-      [&](int part, int parts) { input.finish(layout, part, parts); });
-  input.after(p);
+  backward_over_steps<T>(p, layout, G, weights, biases, dbias, ring, step, input);
   store_initial_state_gradients(layout, d_state.get(), H, dh0);
   store_initial_state_gradients(layout, d_cell.get(), H, dc0);
 }

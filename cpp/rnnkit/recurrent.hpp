@@ -234,19 +234,22 @@ struct BiasGradient {
   T* out;
 };
 
+// Consecutive steps' rows that go into one weight-gradient product, at most (see below).
+constexpr index_t kMergedRows = 512;
+
 // The backward step loop the cells share. Steps run from last to first in chunks of
 // kBackwardChunkSteps. In a chunk, each part runs step(k, first, count, d_gates_rows, part) over its
 // blocks of rows, writing those rows' d_gates; then, after a barrier, each part adds the chunk's share
-// of every weight and bias gradient for a fixed range of columns (and calls chunk_step(k, n, d_gates,
-// ld, part, parts) for each step), while the chunk's d_gates are still in cache. ring holds two
-// chunks of d_gates (backward_ring_size), all the memory this takes; the sums run over the steps in
-// the same order for any number of parts. finish(part, parts) runs last.
-constexpr index_t kMergedRows = 512;
-
-template <class T, class Step, class ChunkStep, class Finish>
+// of every weight and bias gradient for a fixed range of columns (and calls input.chunk_step for each
+// step), while the chunk's d_gates are still in cache. ring holds two chunks of d_gates
+// (backward_ring_size), all the memory this takes; the sums run over the steps in the same order for
+// any number of parts. `input` (inputs.hpp) adds its own weight and bias gradients to the cell's
+// (input.add_gradients), and its last passes run at the end (input.finish per part, then input.after).
+template <class T, class Step, class InputGrad>
 void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t ld_gates,
-                         const std::vector<WeightGradient<T>>& weights, const std::vector<BiasGradient<T>>& biases,
-                         T* ring, const Step& step, const ChunkStep& chunk_step, const Finish& finish) {
+                         std::vector<WeightGradient<T>> weights, std::vector<BiasGradient<T>> biases, T* dbias,
+                         T* ring, const Step& step, InputGrad& input) {
+  input.add_gradients(weights, biases, dbias);
   for (const auto& w : weights) {
     for (index_t i = 0; i < w.source_cols; ++i) std::fill(w.out + i * w.ld_out, w.out + i * w.ld_out + w.cols, T(0));
   }
@@ -294,11 +297,12 @@ void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t l
             for (index_t j = c0; j < c1; ++j) b.out[j] += gr[j];
           }
         }
-        chunk_step(k, n, g, part, parts);
+        input.chunk_step(layout, k, n, g, ld_gates, part, parts);
       }
     }
-    finish(part, parts);
+    input.finish(layout, part, parts);
   });
+  input.after(p);
 }
 
 }  // namespace RNNKIT_ISA

@@ -101,12 +101,7 @@ void simple_rnn_backward_steps(const Problem& p, InputGrad& input, const T* recu
   const T* h_read = recurrent_mask ? masked_states : states;  // what the recurrent product read
   std::vector<WeightGradient<T>> weights{{h_read, true, H, 0, H, drecurrent_kernel, H}};
   std::vector<BiasGradient<T>> biases;
-  input.add_gradients(weights, biases, dbias);
-  backward_over_steps<T>(
-      p, layout, H, weights, biases, ring, step,
-      [&](index_t k, index_t n, const T* g, int part, int parts) { input.chunk_step(layout, k, n, g, H, part, parts); },
-      [&](int part, int parts) { input.finish(layout, part, parts); });
-  input.after(p);
+  backward_over_steps<T>(p, layout, H, weights, biases, dbias, ring, step, input);
   store_initial_state_gradients(layout, d_state.get(), H, dh0);
 }
 

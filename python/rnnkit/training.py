@@ -109,13 +109,6 @@ class InterruptAtBatchEnd:
 
 def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
         initial_epoch):
-    with InterruptAtBatchEnd() as interrupt:
-        return _fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
-                    shuffle, initial_epoch, interrupt)
-
-
-def _fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
-         initial_epoch, interrupt):
     _check_compiled(model)
     x, y = check_data(model, x, y)
     batch_size = _batch_size(batch_size)
@@ -128,31 +121,32 @@ def _fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, 
     cbs = CallbackList(chain, model, {"epochs": epochs, "steps": steps, "verbose": verbose})
     model.stop_training = False
     cbs.on_train_begin()
-    for epoch in range(initial_epoch, epochs):
-        cbs.on_epoch_begin(epoch)
-        order = get_rng().permutation(x.shape[0]) if shuffle else None
-        loss_sum, correct, seen = 0.0, 0, 0
-        for step, idx in enumerate(_batches(x.shape[0], batch_size, order)):
-            cbs.on_train_batch_begin(step)
-            loss, right = model.train_on_batch(x[idx], y[idx])
-            loss_sum += loss * len(idx)
-            correct += right
-            seen += len(idx)
-            cbs.on_train_batch_end(step, _logs(model, loss_sum, correct, seen))
-            if interrupt.requested:
-                cbs.on_train_end()
-                model.history = history
-                print(f"\nrnnkit: interrupted; training stopped after batch {step + 1}/{steps} of epoch "
-                      f"{epoch + 1}, whose update is complete", file=sys.stderr)
-                raise KeyboardInterrupt
-            if model.stop_training:  # as Keras: the epoch ends here, with its validation
+    with InterruptAtBatchEnd() as interrupt:
+        for epoch in range(initial_epoch, epochs):
+            cbs.on_epoch_begin(epoch)
+            order = get_rng().permutation(x.shape[0]) if shuffle else None
+            loss_sum, correct, seen = 0.0, 0, 0
+            for step, idx in enumerate(_batches(x.shape[0], batch_size, order)):
+                cbs.on_train_batch_begin(step)
+                loss, right = model.train_on_batch(x[idx], y[idx])
+                loss_sum += loss * len(idx)
+                correct += right
+                seen += len(idx)
+                cbs.on_train_batch_end(step, _logs(model, loss_sum, correct, seen))
+                if interrupt.requested:
+                    cbs.on_train_end()
+                    model.history = history
+                    print(f"\nrnnkit: interrupted; training stopped after batch {step + 1}/{steps} of epoch "
+                          f"{epoch + 1}, whose update is complete", file=sys.stderr)
+                    raise KeyboardInterrupt
+                if model.stop_training:  # as Keras: the epoch ends here, with its validation
+                    break
+            logs = _logs(model, loss_sum, correct, seen)
+            if validation is not None:
+                logs.update(_evaluate_logs(model, *validation, batch_size, prefix="val_"))
+            cbs.on_epoch_end(epoch, logs)
+            if model.stop_training:
                 break
-        logs = _logs(model, loss_sum, correct, seen)
-        if validation is not None:
-            logs.update(_evaluate_logs(model, *validation, batch_size, prefix="val_"))
-        cbs.on_epoch_end(epoch, logs)
-        if model.stop_training:
-            break
     cbs.on_train_end()
     model.history = history
     return history

@@ -132,11 +132,6 @@ def cached_corpus(source: Path, directory: Path) -> Corpus:
     """The corpus of source, from the cache when a valid one exists; otherwise parsed and cached. A
     cache that cannot be read or does not add up is rebuilt, never trusted."""
     path = cache_path(source, directory)
-    if path.exists():
-        try:
-            return load(path)
-        except ValueError:
-            pass  # rebuilt below, under the lock
     with storage.locked(path):  # one process parses; others wait, then read its cache
         if path.exists():
             try:
