@@ -6,10 +6,11 @@
 For SimpleRNN, LSTM and GRU it times the recurrent layer's training step (forward + full backward,
 input gradient included) and its inference forward, and a whole model's training step (Embedding ->
 RNN -> Dense -> binary cross-entropy -> RMSprop update), at the tutorial's shape (batch 128, 500
-timesteps, 32 features, 32 units) and over a sweep of units and batch sizes. Each time is the median
-of several runs, all in this one process. It reports GFLOP/s (matrix products only), the fraction of
-this machine's single-precision matmul peak (measured here with a large NumPy matmul) and the ratio
-to PyTorch; it writes JSON and a Markdown table to --out.
+timesteps, 32 features, 32 units) and over a sweep of units and batch sizes. rnnkit and PyTorch run
+in turns, round after round, all in this one process: each time is the median over the rounds, and
+the ratio to PyTorch the median of the rounds' ratios. It reports GFLOP/s (matrix products only), the
+fraction of this machine's single-precision matmul peak (measured here with a large NumPy matmul) and
+the ratio to PyTorch; it writes JSON and a Markdown table to --out.
 """
 
 from __future__ import annotations
@@ -45,6 +46,37 @@ def median_seconds(fn, repeats, warmup=1):
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def side_by_side(fns, repeats, pause=0.1, calls=2):
+    """Seconds per call of each function, taking turns: {name: [seconds per round]}.
+
+    This machine's speed drifts by tens of percent over seconds (other tenants), so the functions
+    compared run in alternation, round after round (the order flips every round), and their ratio is
+    taken round by round: both sides of a ratio ran within a fraction of a second of each other. In a
+    round, a function runs once untimed after a pause, then `calls` times back to back, timed, as in a
+    training loop: the pause lets the previous function's worker threads go idle (see median_seconds),
+    and the untimed call wakes its own (after a pause, a virtual CPU can take milliseconds to wake).
+    """
+    times = {name: [] for name in fns}
+    for round_ in range(repeats):
+        names = list(fns) if round_ % 2 == 0 else list(reversed(fns))
+        for name in names:
+            time.sleep(pause)
+            fns[name]()
+            start = time.perf_counter()
+            for _ in range(calls):
+                fns[name]()
+            times[name].append((time.perf_counter() - start) / calls)
+    return times
+
+
+def summary(times):
+    """Median ms per function and, with PyTorch among them, the median of the per-round ratios."""
+    out = {"ms": {name: 1000 * statistics.median(ts) for name, ts in times.items()}}
+    if "torch" in times:
+        out["speedup_vs_torch"] = statistics.median(t / r for t, r in zip(times["torch"], times["rnnkit"]))
+    return out
 
 
 def matmul_peak_gflops():
@@ -117,13 +149,13 @@ def rnnkit_model(cell, vocab, units):
 
 
 def model_steps(cell, batch, timesteps, units, with_torch, repeats):
-    """Seconds per whole-model training step, rnnkit and PyTorch, on random token ids."""
+    """Seconds of whole-model training steps, rnnkit and PyTorch side by side, on random token ids."""
     vocab = 10000
     rng = np.random.default_rng(0)
     ids = rng.integers(1, vocab, (batch, timesteps)).astype(np.int32)
     labels = rng.integers(0, 2, batch).astype(np.float32)
     model = rnnkit_model(cell, vocab, units)
-    out = {"rnnkit": median_seconds(lambda: model.train_on_batch(ids, labels), repeats)}
+    fns = {"rnnkit": lambda: model.train_on_batch(ids, labels)}
     if with_torch:
         import torch
 
@@ -141,8 +173,8 @@ def model_steps(cell, batch, timesteps, units, with_torch, repeats):
             loss.backward()
             opt.step()
 
-        out["torch"] = median_seconds(step, repeats)
-    return out
+        fns["torch"] = step
+    return side_by_side(fns, repeats)
 
 
 def torch_available():
@@ -181,25 +213,21 @@ def run(args):
             if torch_version:
                 impls["torch"] = torch_style(cell, p)
             for mode, factor in (("train", 3.0), ("inference", 1.0)):
+                pick = 0 if mode == "train" else 1
+                timed = {name: fns[pick] for name, fns in impls.items() if name != "numpy"}
                 row = {"cell": cell, "batch": shape[0], "timesteps": shape[1], "features": shape[2],
-                       "units": shape[3], "mode": mode, "ms": {}}
-                for name, (train, infer) in impls.items():
-                    repeats = 3 if name == "numpy" else args.repeats
-                    seconds = median_seconds(train if mode == "train" else infer, repeats)
-                    row["ms"][name] = 1000 * seconds
+                       "units": shape[3], "mode": mode, **summary(side_by_side(timed, args.repeats))}
+                if "numpy" in impls:  # seconds per call: not worth many rounds
+                    row["ms"]["numpy"] = 1000 * median_seconds(impls["numpy"][pick], 3)
                 row["gflops"] = factor * flops / (row["ms"]["rnnkit"] / 1000) / 1e9
                 row["peak_fraction"] = row["gflops"] / peak
-                if "torch" in row["ms"]:
-                    row["speedup_vs_torch"] = row["ms"]["torch"] / row["ms"]["rnnkit"]
                 rows.append(row)
                 print(format_row(row), flush=True)
         if shape == TUTORIAL:
             for cell in GATES:
                 steps = model_steps(cell, *shape[:2], shape[3], bool(torch_version), args.repeats)
                 row = {"cell": cell, "batch": shape[0], "timesteps": shape[1], "features": 32, "units": shape[3],
-                       "mode": "model train step", "ms": {k: 1000 * v for k, v in steps.items()}}
-                if "torch" in steps:
-                    row["speedup_vs_torch"] = steps["torch"] / steps["rnnkit"]
+                       "mode": "model train step", **summary(steps)}
                 rows.append(row)
                 print(format_row(row), flush=True)
     return {"machine": machine(), "build": info, "torch": torch_version, "numpy_matmul_peak_gflops": peak,

@@ -67,7 +67,7 @@ struct InverseFactorials {
 };
 
 template <class T>
-inline T expm1_approx(T x) {
+RNNKIT_ALWAYS_INLINE T expm1_approx(T x) {
   using C = Expm1Constants<T>;
   using Bits = typename C::Bits;
   constexpr InverseFactorials<T, C::degree> coef{};
@@ -91,7 +91,7 @@ inline T expm1_approx(T x) {
   return two_n * expm1_r + (two_n - T(1));
 }
 
-inline float tanh_rational(float x) {
+RNNKIT_ALWAYS_INLINE float tanh_rational(float x) {
   x = std::min(x, 9.0f);  // min/max keep a NaN in x
   x = std::max(x, -9.0f);
   const float u = x * x;
@@ -109,7 +109,7 @@ inline float tanh_rational(float x) {
 }
 
 template <class T>
-inline T tanh_approx(T x) {
+RNNKIT_ALWAYS_INLINE T tanh_approx(T x) {
   if constexpr (sizeof(T) == sizeof(float)) {
     return tanh_rational(x);
   } else {
@@ -119,7 +119,7 @@ inline T tanh_approx(T x) {
 }
 
 template <class T>
-inline T sigmoid(T x) {
+RNNKIT_ALWAYS_INLINE T sigmoid(T x) {
   if constexpr (sizeof(T) == sizeof(float)) {
     return 0.5f + 0.5f * tanh_rational(0.5f * x);
   } else {

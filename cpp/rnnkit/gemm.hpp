@@ -30,8 +30,9 @@ template <class T>
 struct TileShape {
   static constexpr int lanes = kVectorBytes / static_cast<int>(sizeof(T));
   static constexpr int nr = 2 * lanes;
-  // MR x 2 accumulators, two B vectors and a broadcast must fit in the register file.
-  static constexpr int mr = kVectorRegisters >= 32 ? 8 : 6;
+  // MR x 2 accumulators, two B vectors and a broadcast must fit in the register file. With 32
+  // registers, 12 rows (27 registers) ran the step loops' products about 10% faster than 8 (AVX-512).
+  static constexpr int mr = kVectorRegisters >= 32 ? 12 : 6;
 };
 
 // One operand pair of a product: A (m x k) read as A(i, p) = a[i * a_rs + p * a_cs], and B (k x n)

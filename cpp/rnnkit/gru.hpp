@@ -27,44 +27,44 @@ void gru_steps(const Problem& p, const Input& input, const T* recurrent_kernel, 
   const bool training = gates != nullptr;
   const auto own_h = training ? nullptr : scratch<T>(p.batch * H);
   const StateArray<T> hs{training ? states : own_h.get(), H, layout, training};
+  const StepOutputs<T> out(layout, hs, outputs);
   load_initial_states(layout, h0, H, hs.data);
-  parallel_parts(step_loop_parts<T>(p), [&](int part, int parts) {
-    const auto block_x = scratch<T>(input.block_size());
+  parallel_parts(step_loop_parts(p), [&](int part, int parts) {
     const auto block_z = scratch<T>(kMaxBlockRows<T> * G);
     const auto m = scratch<T>(kMaxBlockRows<T> * 3 * H);  // h_{t-1} · recurrent_kernel + bias[1] of one block
     const auto block_hm = scratch<T>(recurrent_mask ? kMaxBlockRows<T> * H : 0);
-    for (index_t k = 0; k < layout.steps(); ++k) {
-      for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) {
-        const index_t row0 = layout.offset[k] + first;
-        T* z = training ? gates + row0 * G : block_z.get();
-        T* hm = training && recurrent_mask ? masked_states + layout.state_row(k - 1, first) * H : block_hm.get();
-        const T* h_in = recurrent_input(layout, hs, k, first, count, recurrent_mask, hm);
-        // reset_after keeps the two products apart: r multiplies only the recurrent one
-        input.project(layout, k, first, count, block_x.get(), {0, h_in, H, 1, recurrent_kernel, 3 * H}, z, G, 3 * H,
-                      3 * H, bias);
-        gemm(count, 3 * H, H, h_in, H, 1, recurrent_kernel, 3 * H, m.get(), 3 * H, Init::row, bias + 3 * H);
-        for (index_t i = 0; i < count; ++i) {
-          const index_t r = first + i;
-          T* gi = z + i * G;  // x_z x_r x_h on entry; z r hh m_h on exit
-          const T* mi = m.get() + i * 3 * H;
-          const T* h_prev = hs.before(k, r);
-          T* h = hs.after(k, r);
-          RNNKIT_SIMD_LOOP
-          for (index_t j = 0; j < H; ++j) {
-            const T zg = sigmoid(gi[j] + mi[j]);
-            const T rg = sigmoid(gi[H + j] + mi[H + j]);
-            const T hh = tanh_approx(gi[2 * H + j] + rg * mi[2 * H + j]);
-            gi[j] = zg;
-            gi[H + j] = rg;
-            gi[2 * H + j] = hh;
-            gi[3 * H + j] = mi[2 * H + j];
-            const T hj = zg * h_prev[j] + (T(1) - zg) * hh;
-            h[j] = hj;
-          }
-          if (outputs) copy_row(h, H, at_step(layout, outputs, H, k, r));
+    forward_over_steps(layout, part, parts, input, out, [&](index_t k, index_t first, index_t count) {
+      const index_t row0 = layout.offset[k] + first;
+      // the products go to blocks in cache, the gate loop writes the records (see lstm.hpp)
+      T* z = block_z.get();
+      T* act = training ? gates + row0 * G : z;
+      T* hm = training && recurrent_mask ? masked_states + layout.state_row(k - 1, first) * H : block_hm.get();
+      const T* h_in = recurrent_input(layout, hs, k, first, count, recurrent_mask, hm);
+      // reset_after keeps the two products apart: r multiplies only the recurrent one
+      input.project(layout, k, first, count, {0, h_in, H, 1, recurrent_kernel, 3 * H}, z, G, 3 * H, 3 * H, bias);
+      gemm(count, 3 * H, H, h_in, H, 1, recurrent_kernel, 3 * H, m.get(), 3 * H, Init::row, bias + 3 * H);
+      for (index_t i = 0; i < count; ++i) {
+        const index_t r = first + i;
+        const T* gi = z + i * G;  // x_z x_r x_h
+        T* ai = act + i * G;      // z r hh m_h
+        const T* mi = m.get() + i * 3 * H;
+        const T* h_prev = hs.before(k, r);
+        T* h = hs.after(k, r);
+        RNNKIT_SIMD_LOOP
+        for (index_t j = 0; j < H; ++j) {
+          const T zg = sigmoid(gi[j] + mi[j]);
+          const T rg = sigmoid(gi[H + j] + mi[H + j]);
+          const T hh = tanh_approx(gi[2 * H + j] + rg * mi[2 * H + j]);
+          ai[j] = zg;
+          ai[H + j] = rg;
+          ai[2 * H + j] = hh;
+          ai[3 * H + j] = mi[2 * H + j];
+          const T hj = zg * h_prev[j] + (T(1) - zg) * hh;
+          h[j] = hj;
         }
-      });
-    }
+        out.put(k, r, h);
+      }
+    });
     finish_sequences(layout, part, parts, hs, outputs, h_last);
   });
 }
@@ -73,7 +73,7 @@ template <class T>
 void gru_forward(const Problem& p, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
                  const T* h0, const T* recurrent_mask, T* outputs, T* h_last, T* x_packed, T* gates, T* states,
                  T* masked_states) {
-  gru_steps(p, DenseInput<T>{x, p.features, kernel, x_packed}, recurrent_kernel, bias, h0, recurrent_mask, outputs,
+  gru_steps(p, DenseInput<T>(p, x, kernel, x_packed), recurrent_kernel, bias, h0, recurrent_mask, outputs,
             h_last, gates, states, masked_states);
 }
 
@@ -106,15 +106,16 @@ void gru_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_k
   auto d_state = scratch<T>(p.batch * H);
   const auto recurrent_t = transposed(recurrent_kernel, H, 3 * H);
   load_final_state_gradients(layout, d_h, d_outputs, H, d_state.get());
+  const StepGradients<T> d_out(layout, d_outputs, H);
   const auto recurrent_blocks = scratch<T>(recurrent_mask ? p.threads * kMaxBlockRows<T> * H : 0);
   const auto step = [&](index_t k, index_t first, index_t count, T* dz, int part) {
     const index_t row0 = layout.offset[k] + first;
+    d_out.add_to(k, first, count, d_state.get() + first * H);
     for (index_t i = 0; i < count; ++i) {
       const index_t r = first + i;
       const T* a = gates + (row0 + i) * G;  // z r hh m_h
       const T* h_prev = states + layout.state_row(k - 1, r) * H;
       T* dh = d_state.get() + r * H;  // gradient of h_t in, dh z out
-      if (d_outputs) add_row(at_step(layout, d_outputs, H, k, r), H, dh);
       T* d = dz + i * G;
       RNNKIT_SIMD_LOOP
       for (index_t j = 0; j < H; ++j) {
@@ -140,14 +141,14 @@ void gru_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_k
       scale_by_mask(layout, recurrent_mask, H, first, count, through);
       for (index_t i = 0; i < count; ++i) add_row(through + i * H, H, dh + i * H);
     }
-    input.step(layout, k, first, count, dz, G, part);
+    input.step(k, first, count, dz, G);
   };
   T* db_recurrent = dbias + 3 * H;
   const T* h_read = recurrent_mask ? masked_states : states;  // what the recurrent product read
   std::vector<WeightGradient<T>> weights{{h_read, true, H, 0, 2 * H, drecurrent_kernel, 3 * H},
                                          {h_read, true, H, 3 * H, H, drecurrent_kernel + 2 * H, 3 * H}};
   std::vector<BiasGradient<T>> biases{{0, 2 * H, db_recurrent}, {3 * H, H, db_recurrent + 2 * H}};
-  backward_over_steps<T>(p, layout, G, weights, biases, dbias, ring, step, input);  // input bias: dbias[0]
+  backward_over_steps<T>(p, layout, G, weights, biases, dbias, ring, d_out, step, input);  // input bias: dbias[0]
   store_initial_state_gradients(layout, d_state.get(), H, dh0);
 }
 

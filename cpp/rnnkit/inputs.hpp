@@ -23,27 +23,36 @@ namespace rnnkit {
 namespace RNNKIT_ISA {
 
 template <class T>
-struct DenseInput {
-  const T* x;           // (B,T,F)
-  index_t features;     // F
-  const T* kernel;      // (F, cols)
-  T* packed;            // (N,F): x in packed order, kept for the backward; null for inference
-  index_t block_size() const { return kMaxBlockRows<T> * features; }
+class DenseInput {
+ public:
+  // packed (N,F): x in packed order, kept for the backward; null for inference
+  DenseInput(const Problem& p, const T* x, const T* kernel, T* packed)
+      : x_(x), features_(p.features), kernel_(kernel), packed_(packed), chunk_(p.batch, p.features, !packed) {}
+
+  // Steps [k0, k1) of part's rows of x, to packed or (inference) to a chunk buffer.
+  void load(const PackedLayout& layout, index_t k0, index_t k1, int part, int parts) const {
+    load_steps(layout, x_, features_, k0, k1, part, parts, [&](index_t k, index_t r) { return rows(layout, k, r); });
+  }
 
   // z (count, cols) = x_t · kernel[:, :cols] + bias [+ h_{t-1} · U], for rows first .. first+count-1
-  // at step k. block (block_size()) is scratch for x when nothing is kept.
-  void project(const PackedLayout& layout, index_t k, index_t first, index_t count, T* block,
-               const Factor<T>& recurrent, T* z, index_t ldz, index_t cols, index_t ld_kernel, const T* bias) const {
-    if (!packed && layout.uniform) {  // nothing to keep and row r is sequence r: read x where it is
-      const T* xb = x + (first * layout.timesteps + k) * features;
-      gemm2<T>(count, cols, {features, xb, layout.timesteps * features, 1, kernel, ld_kernel}, recurrent, z, ldz,
-               Init::row, bias);
-      return;
-    }
-    T* xb = packed ? packed + (layout.offset[k] + first) * features : block;
-    pack_inputs(layout, x, features, k, first, count, xb);
-    gemm2<T>(count, cols, {features, xb, features, 1, kernel, ld_kernel}, recurrent, z, ldz, Init::row, bias);
+  // at step k.
+  void project(const PackedLayout& layout, index_t k, index_t first, index_t count, const Factor<T>& recurrent, T* z,
+               index_t ldz, index_t cols, index_t ld_kernel, const T* bias) const {
+    const Factor<T> input{features_, rows(layout, k, first), features_, 1, kernel_, ld_kernel};
+    gemm2<T>(count, cols, input, recurrent, z, ldz, Init::row, bias);
   }
+
+ private:
+  // x at step k of row r, where load put it; the rows of one step follow one another
+  T* rows(const PackedLayout& layout, index_t k, index_t r) const {
+    return packed_ ? packed_ + (layout.offset[k] + r) * features_ : chunk_.row(k, r);
+  }
+
+  const T* x_;  // (B,T,F)
+  index_t features_;
+  const T* kernel_;  // (F, cols)
+  T* packed_;
+  StepChunk<T> chunk_;
 };
 
 // The distinct ids among ids[0..n), ascending, and each one's place among them (its slot).
@@ -113,11 +122,10 @@ struct TokenInput {
       });
     }
   }
-  index_t block_size() const { return 0; }
+  void load(const PackedLayout&, index_t, index_t, int, int) const {}
 
-  void project(const PackedLayout& layout, index_t k, index_t first, index_t count, T* /*block*/,
-               const Factor<T>& recurrent, T* z, index_t ldz, index_t cols, index_t /*ld_kernel*/,
-               const T* /*bias*/) const {
+  void project(const PackedLayout& layout, index_t k, index_t first, index_t count, const Factor<T>& recurrent, T* z,
+               index_t ldz, index_t cols, index_t /*ld_kernel*/, const T* /*bias*/) const {
     for (index_t i = 0; i < count; ++i) {
       const std::int32_t id = *at_step(layout, ids, 1, k, first + i);
       copy_row(table + distinct.slot(id) * cols, cols, z + i * ldz);
@@ -130,8 +138,8 @@ struct TokenInput {
   }
 };
 
-// The gradient side of DenseInput: dx (B,T,F) per block of a step, and x^T · dz for dkernel among the
-// weight gradients, over the first `cols` columns of the step's d_gates.
+// The gradient side of DenseInput: dx (B,T,F) per block of a step, through a chunk buffer (store), and
+// x^T · dz for dkernel among the weight gradients, over the first `cols` columns of the step's d_gates.
 template <class T>
 class DenseInputGrad {
  public:
@@ -140,15 +148,18 @@ class DenseInputGrad {
         features_(p.features),
         cols_(cols),
         kernel_t_(transposed(kernel, p.features, cols)),
-        dx_blocks_(scratch<T>(p.threads * kMaxBlockRows<T> * p.features)),
+        dx_chunk_(p.batch, p.features, true),
         dx_(dx),
         dkernel_(dkernel) {}
 
-  void step(const PackedLayout& layout, index_t k, index_t first, index_t count, const T* dz, index_t ldz,
-            int part) const {
-    T* block = dx_blocks_.get() + part * kMaxBlockRows<T> * features_;
-    gemm(count, features_, cols_, dz, ldz, 1, kernel_t_.get(), features_, block, features_, Init::zero);
-    scatter_rows(layout, block, features_, k, first, count, dx_);
+  // dx of rows first .. first+count-1 at step k from their d_gates dz (count, ldz)
+  void step(index_t k, index_t first, index_t count, const T* dz, index_t ldz) const {
+    gemm(count, features_, cols_, dz, ldz, 1, kernel_t_.get(), features_, dx_chunk_.row(k, first), features_,
+         Init::zero);
+  }
+  // dx at steps [k0, k1) of part's rows, from the chunk buffer where step() put it
+  void store(const PackedLayout& layout, index_t k0, index_t k1, int part, int parts) const {
+    store_steps(layout, [&](index_t k, index_t r) { return dx_chunk_.row(k, r); }, features_, k0, k1, part, parts, dx_);
   }
   void add_gradients(std::vector<WeightGradient<T>>& weights, std::vector<BiasGradient<T>>& biases,
                      T* dbias) const {
@@ -164,7 +175,8 @@ class DenseInputGrad {
  private:
   const T* x_packed_;
   index_t features_, cols_;
-  Scratch<T> kernel_t_, dx_blocks_;
+  Scratch<T> kernel_t_;
+  StepChunk<T> dx_chunk_;
   T* dx_;
   T* dkernel_;
 };
@@ -192,7 +204,8 @@ class TokenInputGrad {
     std::fill(d_table_, d_table_ + distinct_.size() * cols_, T(0));
   }
 
-  void step(const PackedLayout&, index_t, index_t, index_t, const T*, index_t, int) const {}
+  void step(index_t, index_t, index_t, const T*, index_t) const {}
+  void store(const PackedLayout&, index_t, index_t, int, int) const {}
   void add_gradients(std::vector<WeightGradient<T>>&, std::vector<BiasGradient<T>>&, T* dbias) {
     dbias_ = dbias;
   }

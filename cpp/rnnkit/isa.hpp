@@ -13,6 +13,14 @@
 // the compiler cannot prove apart (built with -fopenmp-simd: no OpenMP runtime is involved).
 #define RNNKIT_SIMD_LOOP _Pragma("omp simd")
 
+// For the per-element functions such loops call: a call left in the loop body stops it from being
+// vectorized, and the compiler's inlining budget runs out in a translation unit this large.
+#if defined(__GNUC__)
+#define RNNKIT_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define RNNKIT_ALWAYS_INLINE inline
+#endif
+
 namespace rnnkit {
 namespace RNNKIT_ISA {
 

@@ -76,32 +76,30 @@ class PackedLayout {
 };
 
 // Which rows each part of a step loop owns, for the whole call (a row's state never moves between
-// threads). Ownership goes by register tiles (MR rows), so each row is always computed in the same
-// tile and results do not depend on the number of parts. A part's neighbouring rows run as one block
-// of at most kMaxBlockRows, so the weights are reused across as many rows as possible.
+// threads). Ownership goes by groups of kRowGroup rows; a row's results do not depend on which part
+// or register tile computes it (gemm.hpp), so not on the number of parts. A part's neighbouring rows
+// run as one block of at most kMaxBlockRows, so the weights are reused across as many rows as possible.
 //   - every sequence runs every step: each part takes one contiguous range of rows;
-//   - lengths differ: pairs of tiles, longest sequences first, are dealt to the parts in snake order
+//   - lengths differ: pairs of groups, longest sequences first, are dealt to the parts in snake order
 //     (0 1 .. p-1 p-1 .. 1 0 0 1 ..), so that each part gets long and short sequences alike and the
 //     parts share the work of every stretch of steps (the backward meets at a barrier every
 //     kBackwardChunkSteps; in the last steps only the few longest sequences run, latency-bound, so
-//     they are better split too). Pairs rather than single tiles: every border between two parts'
+//     they are better split too). Pairs rather than single groups: every border between two parts'
 //     rows costs, as the hardware prefetchers fetch across it into the wrong core's cache.
+inline constexpr index_t kRowGroup = 8;
 template <class T>
 constexpr index_t kMaxBlockRows = 8 * TileShape<T>::mr;
-template <class T>
-constexpr index_t kDealRows = 2 * TileShape<T>::mr;
+inline constexpr index_t kDealRows = 2 * kRowGroup;
 
-template <class T>
-int step_loop_parts(const Problem& p) {
-  const index_t tiles = (p.batch + TileShape<T>::mr - 1) / TileShape<T>::mr;
-  const index_t useful = p.lengths ? (p.batch + kDealRows<T> - 1) / kDealRows<T> : tiles;
+inline int step_loop_parts(const Problem& p) {
+  const index_t groups = (p.batch + kRowGroup - 1) / kRowGroup;
+  const index_t useful = p.lengths ? (p.batch + kDealRows - 1) / kDealRows : groups;
   return static_cast<int>(std::max<index_t>(1, std::min<index_t>(p.threads, useful)));
 }
 
 // The part that is dealt the rows first .. first + kDealRows - 1.
-template <class T>
-int dealt_owner(index_t first, int parts) {
-  const index_t deal = first / kDealRows<T>;
+inline int dealt_owner(index_t first, int parts) {
+  const index_t deal = first / kDealRows;
   const index_t round = deal / parts;
   const int seat = static_cast<int>(deal % parts);
   return round % 2 == 0 ? seat : parts - 1 - seat;
@@ -110,20 +108,19 @@ int dealt_owner(index_t first, int parts) {
 // Calls fn(first, count) for each block of part's rows, clipped to the rows below `running`.
 template <class T, class Fn>
 void for_each_block_below(const PackedLayout& layout, index_t running, int part, int parts, const Fn& fn) {
-  constexpr index_t MR = TileShape<T>::mr;
   if (layout.uniform) {
-    const index_t tiles = (layout.batch + MR - 1) / MR;
-    const index_t begin = tiles * part / parts * MR;
-    const index_t end = std::min(running, tiles * (part + 1) / parts * MR);
+    const index_t groups = (layout.batch + kRowGroup - 1) / kRowGroup;
+    const index_t begin = groups * part / parts * kRowGroup;
+    const index_t end = std::min(running, groups * (part + 1) / parts * kRowGroup);
     for (index_t first = begin; first < end; first += kMaxBlockRows<T>) {
       fn(first, std::min(kMaxBlockRows<T>, end - first));
     }
     return;
   }
   index_t first = 0, count = 0;  // the block being gathered
-  for (index_t row = 0; row < running; row += kDealRows<T>) {
-    const index_t rows = std::min(kDealRows<T>, running - row);
-    const bool mine = dealt_owner<T>(row, parts) == part;
+  for (index_t row = 0; row < running; row += kDealRows) {
+    const index_t rows = std::min(kDealRows, running - row);
+    const bool mine = dealt_owner(row, parts) == part;
     if (mine && count > 0 && count + rows <= kMaxBlockRows<T>) {
       count += rows;
       continue;

@@ -18,6 +18,43 @@
 namespace rnnkit {
 namespace RNNKIT_ISA {
 
+// The gate arithmetic of element j of one row: from the products z (4H), the activations i f g o go to
+// a (4H, may be z), the new cell state to c and tc = tanh(c), the new state to h.
+template <class T>
+RNNKIT_ALWAYS_INLINE void lstm_cell(const T* z, T* a, const T* c_prev, T* c, T* tc, T* h, index_t H, index_t j) {
+  const T ig = sigmoid(z[j]);
+  const T fg = sigmoid(z[H + j]);
+  const T gg = tanh_approx(z[2 * H + j]);
+  const T og = sigmoid(z[3 * H + j]);
+  const T cj = fg * c_prev[j] + ig * gg;
+  const T tcj = tanh_approx(cj);
+  a[j] = ig;
+  a[H + j] = fg;
+  a[2 * H + j] = gg;
+  a[3 * H + j] = og;
+  c[j] = cj;
+  tc[j] = tcj;
+  h[j] = og * tcj;
+}
+
+// The gate arithmetic of R = 1 or 4 consecutive rows in one loop: a row is a chain of dependent
+// operations (gates, then c, then tanh(c)), and four independent chains keep the vector units busy
+// where one would wait on each result. Rows follow one another in z, a (ld 4H) and c_prev, c, tc, h (ld H).
+template <class T, int R>
+inline void lstm_cell_rows(const T* z, T* a, const T* c_prev, T* c, T* tc, T* h, index_t H) {
+  static_assert(R == 1 || R == 4, "one row or four");
+  const index_t G = 4 * H;
+  RNNKIT_SIMD_LOOP
+  for (index_t j = 0; j < H; ++j) {
+    lstm_cell(z, a, c_prev, c, tc, h, H, j);
+    if constexpr (R == 4) {
+      lstm_cell(z + G, a + G, c_prev + H, c + H, tc + H, h + H, H, j);
+      lstm_cell(z + 2 * G, a + 2 * G, c_prev + 2 * H, c + 2 * H, tc + 2 * H, h + 2 * H, H, j);
+      lstm_cell(z + 3 * G, a + 3 * G, c_prev + 3 * H, c + 3 * H, tc + 3 * H, h + 3 * H, H, j);
+    }
+  }
+}
+
 // The step loop, for either kind of input (inputs.hpp).
 template <class T, class Input>
 void lstm_steps(const Problem& p, const Input& input, const T* recurrent_kernel, const T* bias, const T* h0,
@@ -30,48 +67,36 @@ void lstm_steps(const Problem& p, const Input& input, const T* recurrent_kernel,
   const auto own_c = training ? nullptr : scratch<T>(p.batch * H);
   const StateArray<T> hs{training ? states : own_h.get(), H, layout, training};
   const StateArray<T> cs{training ? cells : own_c.get(), H, layout, training};
+  const StepOutputs<T> out(layout, hs, outputs);
   load_initial_states(layout, h0, H, hs.data);
   load_initial_states(layout, c0, H, cs.data);
-  parallel_parts(step_loop_parts<T>(p), [&](int part, int parts) {
-    const auto block_x = scratch<T>(input.block_size());  // inference keeps nothing: one block's worth
+  parallel_parts(step_loop_parts(p), [&](int part, int parts) {
     const auto block_z = scratch<T>(kMaxBlockRows<T> * G);
     const auto block_tc = scratch<T>(kMaxBlockRows<T> * H);
     const auto block_hm = scratch<T>(recurrent_mask ? kMaxBlockRows<T> * H : 0);
-    for (index_t k = 0; k < layout.steps(); ++k) {
-      for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) {
-        const index_t row0 = layout.offset[k] + first;
-        T* z = training ? gates + row0 * G : block_z.get();
-        T* tc_block = training ? tanh_cells + row0 * H : block_tc.get();
-        T* hm = training && recurrent_mask ? masked_states + layout.state_row(k - 1, first) * H : block_hm.get();
-        const T* h_in = recurrent_input(layout, hs, k, first, count, recurrent_mask, hm);
-        input.project(layout, k, first, count, block_x.get(), {H, h_in, H, 1, recurrent_kernel, G}, z, G, G, G, bias);
-        for (index_t i = 0; i < count; ++i) {
-          const index_t r = first + i;
-          T* zi = z + i * G;
-          const T* c_prev = cs.before(k, r);
-          T* c = cs.after(k, r);
-          T* h = hs.after(k, r);
-          T* tc = tc_block + i * H;
-          RNNKIT_SIMD_LOOP
-          for (index_t j = 0; j < H; ++j) {
-            const T ig = sigmoid(zi[j]);
-            const T fg = sigmoid(zi[H + j]);
-            const T gg = tanh_approx(zi[2 * H + j]);
-            const T og = sigmoid(zi[3 * H + j]);
-            const T cj = fg * c_prev[j] + ig * gg;
-            const T tcj = tanh_approx(cj);
-            zi[j] = ig;
-            zi[H + j] = fg;
-            zi[2 * H + j] = gg;
-            zi[3 * H + j] = og;
-            c[j] = cj;
-            tc[j] = tcj;
-            h[j] = og * tcj;
-          }
-          if (outputs) copy_row(h, H, at_step(layout, outputs, H, k, r));
-        }
-      });
-    }
+    forward_over_steps(layout, part, parts, input, out, [&](index_t k, index_t first, index_t count) {
+      const index_t row0 = layout.offset[k] + first;
+      // The product goes to a block in cache, not straight to the records: its stores would wait on
+      // memory (a tenth of the forward); the gate loop writes the records instead.
+      T* z = block_z.get();
+      T* act = training ? gates + row0 * G : z;
+      T* tc = training ? tanh_cells + row0 * H : block_tc.get();
+      T* hm = training && recurrent_mask ? masked_states + layout.state_row(k - 1, first) * H : block_hm.get();
+      const T* h_in = recurrent_input(layout, hs, k, first, count, recurrent_mask, hm);
+      input.project(layout, k, first, count, {H, h_in, H, 1, recurrent_kernel, G}, z, G, G, G, bias);
+      // a block's rows are consecutive in the state arrays too (layout.hpp)
+      const T* c_prev = cs.before(k, first);
+      T* c = cs.after(k, first);
+      T* h = hs.after(k, first);
+      index_t i = 0;
+      for (; i + 4 <= count; i += 4) {
+        lstm_cell_rows<T, 4>(z + i * G, act + i * G, c_prev + i * H, c + i * H, tc + i * H, h + i * H, H);
+      }
+      for (; i < count; ++i) {
+        lstm_cell_rows<T, 1>(z + i * G, act + i * G, c_prev + i * H, c + i * H, tc + i * H, h + i * H, H);
+      }
+      for (i = 0; i < count; ++i) out.put(k, first + i, h + i * H);
+    });
     finish_sequences(layout, part, parts, hs, outputs, h_last);
     finish_sequences<T>(layout, part, parts, cs, nullptr, c_last);
   });
@@ -81,7 +106,7 @@ template <class T>
 void lstm_forward(const Problem& p, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
                   const T* h0, const T* c0, const T* recurrent_mask, T* outputs, T* h_last, T* c_last, T* x_packed,
                   T* gates, T* states, T* cells, T* tanh_cells, T* masked_states) {
-  lstm_steps(p, DenseInput<T>{x, p.features, kernel, x_packed}, recurrent_kernel, bias, h0, c0, recurrent_mask,
+  lstm_steps(p, DenseInput<T>(p, x, kernel, x_packed), recurrent_kernel, bias, h0, c0, recurrent_mask,
              outputs, h_last, c_last, gates, states, cells, tanh_cells, masked_states);
 }
 
@@ -94,6 +119,38 @@ void lstm_forward_tokens(const Problem& p, const std::int32_t* ids, index_t voca
   const TokenInput<T> input(p, ids, vocabulary, embeddings, kernel, 4 * p.units, bias, table, ids_packed);
   lstm_steps(p, input, recurrent_kernel, bias, h0, c0, recurrent_mask, outputs, h_last, c_last, gates, states, cells,
              tanh_cells, masked_states);
+}
+
+// The gradient through the gate arithmetic of element j of one row (see lstm_backward_steps): from the
+// activations a = i f g o (4H), tc = tanh(c_t), c_{t-1}, the state's gradient dh and the cell's dc_next,
+// d (4H) gets dz, dc_next becomes dc_{t-1}.
+template <class T>
+RNNKIT_ALWAYS_INLINE void lstm_cell_grad(const T* a, const T* tc, const T* c_prev, const T* dh, T* dc_next, T* d, index_t H,
+                           index_t j) {
+  const T ig = a[j], fg = a[H + j], gg = a[2 * H + j], og = a[3 * H + j];
+  const T dhj = dh[j];
+  const T dc = dc_next[j] + dhj * og * (T(1) - tc[j] * tc[j]);
+  d[j] = dc * gg * ig * (T(1) - ig);
+  d[H + j] = dc * c_prev[j] * fg * (T(1) - fg);
+  d[2 * H + j] = dc * ig * (T(1) - gg * gg);
+  d[3 * H + j] = dhj * tc[j] * og * (T(1) - og);
+  dc_next[j] = dc * fg;
+}
+
+// R = 1 or 4 consecutive rows in one loop, as lstm_cell_rows.
+template <class T, int R>
+inline void lstm_cell_grad_rows(const T* a, const T* tc, const T* c_prev, const T* dh, T* dc_next, T* d, index_t H) {
+  static_assert(R == 1 || R == 4, "one row or four");
+  const index_t G = 4 * H;
+  RNNKIT_SIMD_LOOP
+  for (index_t j = 0; j < H; ++j) {
+    lstm_cell_grad(a, tc, c_prev, dh, dc_next, d, H, j);
+    if constexpr (R == 4) {
+      lstm_cell_grad(a + G, tc + H, c_prev + H, dh + H, dc_next + H, d + G, H, j);
+      lstm_cell_grad(a + 2 * G, tc + 2 * H, c_prev + 2 * H, dh + 2 * H, dc_next + 2 * H, d + 2 * G, H, j);
+      lstm_cell_grad(a + 3 * G, tc + 3 * H, c_prev + 3 * H, dh + 3 * H, dc_next + 3 * H, d + 3 * G, H, j);
+    }
+  }
 }
 
 // With dh_t = d_outputs_t + (gradient from step t+1) and dc_t the cell gradient from step t+1:
@@ -116,39 +173,33 @@ void lstm_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_
   auto d_cell = scratch<T>(p.batch * H);
   const auto recurrent_t = transposed(recurrent_kernel, H, G);
   load_final_state_gradients(layout, d_h, d_outputs, H, d_state.get());
+  const StepGradients<T> d_out(layout, d_outputs, H);
   load_final_state_gradients<T>(layout, d_c, nullptr, H, d_cell.get());
-  const auto step = [&](index_t k, index_t first, index_t count, T* dz, int part) {
+  const auto step = [&](index_t k, index_t first, index_t count, T* dz, int /*part*/) {
     const index_t row0 = layout.offset[k] + first;
-    for (index_t i = 0; i < count; ++i) {
-      const index_t r = first + i;
-      const T* a = gates + (row0 + i) * G;  // i f g o
-      const T* tc = tanh_cells + (row0 + i) * H;
-      const T* c_prev = cells + layout.state_row(k - 1, r) * H;
-      T* dh = d_state.get() + r * H;
-      T* dc_next = d_cell.get() + r * H;
-      if (d_outputs) add_row(at_step(layout, d_outputs, H, k, r), H, dh);
-      T* d = dz + i * G;
-      RNNKIT_SIMD_LOOP
-      for (index_t j = 0; j < H; ++j) {
-        const T ig = a[j], fg = a[H + j], gg = a[2 * H + j], og = a[3 * H + j];
-        const T dhj = dh[j];
-        const T dc = dc_next[j] + dhj * og * (T(1) - tc[j] * tc[j]);
-        d[j] = dc * gg * ig * (T(1) - ig);
-        d[H + j] = dc * c_prev[j] * fg * (T(1) - fg);
-        d[2 * H + j] = dc * ig * (T(1) - gg * gg);
-        d[3 * H + j] = dhj * tc[j] * og * (T(1) - og);
-        dc_next[j] = dc * fg;
-      }
+    T* dh = d_state.get() + first * H;
+    d_out.add_to(k, first, count, dh);
+    // rows are consecutive in every array here (layout.hpp)
+    const T* a = gates + row0 * G;
+    const T* tc = tanh_cells + row0 * H;
+    const T* c_prev = cells + layout.state_row(k - 1, first) * H;
+    T* dc_next = d_cell.get() + first * H;
+    index_t i = 0;
+    for (; i + 4 <= count; i += 4) {
+      lstm_cell_grad_rows<T, 4>(a + i * G, tc + i * H, c_prev + i * H, dh + i * H, dc_next + i * H, dz + i * G, H);
+    }
+    for (; i < count; ++i) {
+      lstm_cell_grad_rows<T, 1>(a + i * G, tc + i * H, c_prev + i * H, dh + i * H, dc_next + i * H, dz + i * G, H);
     }
     gemm(count, H, G, dz, G, 1, recurrent_t.get(), H, d_state.get() + first * H, H, Init::zero);
     scale_by_mask(layout, recurrent_mask, H, first, count, d_state.get() + first * H);
-    input.step(layout, k, first, count, dz, G, part);
+    input.step(k, first, count, dz, G);
   };
   // the recurrent product read h_{t-1} times the mask: its weight gradient does too
   const T* h_read = recurrent_mask ? masked_states : states;
   std::vector<WeightGradient<T>> weights{{h_read, true, H, 0, G, drecurrent_kernel, G}};
   std::vector<BiasGradient<T>> biases;
-  backward_over_steps<T>(p, layout, G, weights, biases, dbias, ring, step, input);
+  backward_over_steps<T>(p, layout, G, weights, biases, dbias, ring, d_out, step, input);
   store_initial_state_gradients(layout, d_state.get(), H, dh0);
   store_initial_state_gradients(layout, d_cell.get(), H, dc0);
 }

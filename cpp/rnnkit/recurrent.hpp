@@ -83,14 +83,6 @@ inline void add_row(const T* src, index_t n, T* dst) {
   for (index_t j = 0; j < n; ++j) dst[j] += src[j];
 }
 
-// Copies timestep time(k, r) of rows first .. first+count-1 from x (batch, timesteps, features) to
-// consecutive rows of dst.
-template <class T>
-void pack_inputs(const PackedLayout& layout, const T* x, index_t features, index_t k, index_t first, index_t count,
-                 T* dst) {
-  for (index_t i = 0; i < count; ++i) copy_row(at_step(layout, x, features, k, first + i), features, dst + i * features);
-}
-
 // Where the states of a sequence live. Training keeps every step's state (layout.hpp); inference
 // keeps only the latest one per row and updates it in place.
 template <class T>
@@ -104,6 +96,127 @@ struct StateArray {
   T* after(index_t k, index_t r) const { return data + (every_step ? layout.state_row(k, r) : r) * units; }
   const T* last(index_t r) const { return data + (every_step ? layout.final_state_row(r) : r) * units; }
 };
+
+// A step touches one short row of each sequence of a caller's (batch, timesteps, width) array,
+// timesteps·width elements apart: as many streams as rows, more than the caches and the hardware
+// prefetchers keep up with (software prefetching did not help either; reading d_outputs that way cost
+// an LSTM backward a tenth of its time). So the step loops exchange kStepChunk steps at a time with
+// such arrays, each sequence's steps as one contiguous piece, through a time-major buffer.
+inline constexpr index_t kStepChunk = kBackwardChunkSteps;
+
+// Calls fn(k, r) for part's rows running at step k0 and each of their real steps in [k0, k1), one
+// sequence after another.
+template <class T, class Fn>
+void for_each_sequence_step(const PackedLayout& layout, index_t k0, index_t k1, int part, int parts, const Fn& fn) {
+  if (k0 >= k1) return;
+  for_each_block_below<T>(layout, layout.active[k0], part, parts, [&](index_t first, index_t count) {
+    for (index_t r = first; r < first + count; ++r) {
+      const index_t end = std::min(k1, layout.length[r]);
+      for (index_t k = k0; k < end; ++k) fn(k, r);
+    }
+  });
+}
+
+// dst(k, r) = step k of row r of seq (batch, timesteps, width), for part's rows and steps [k0, k1).
+template <class T, class Dst>
+void load_steps(const PackedLayout& layout, const T* seq, index_t width, index_t k0, index_t k1, int part, int parts,
+                const Dst& dst) {
+  for_each_sequence_step<T>(layout, k0, k1, part, parts,
+                            [&](index_t k, index_t r) { copy_row(at_step(layout, seq, width, k, r), width, dst(k, r)); });
+}
+
+// Step k of row r of seq (batch, timesteps, width) = src(k, r), for part's rows and steps [k0, k1).
+template <class T, class Src>
+void store_steps(const PackedLayout& layout, const Src& src, index_t width, index_t k0, index_t k1, int part,
+                 int parts, T* seq) {
+  for_each_sequence_step<T>(layout, k0, k1, part, parts,
+                            [&](index_t k, index_t r) { copy_row(src(k, r), width, at_step(layout, seq, width, k, r)); });
+}
+
+// The time-major buffer (kStepChunk, batch, width) of one chunk of steps. Rows are placed by step
+// modulo kStepChunk, so the parts, each at its own chunk, share it without meeting; the rows of one
+// step follow one another.
+template <class T>
+class StepChunk {
+ public:
+  StepChunk(index_t batch, index_t width, bool used)
+      : batch_(batch), width_(width), buffer_(scratch<T>(used ? kStepChunk * batch * width : 0)) {}
+  T* row(index_t k, index_t r) const { return buffer_.get() + ((k % kStepChunk) * batch_ + r) * width_; }
+
+ private:
+  index_t batch_, width_;
+  Scratch<T> buffer_;
+};
+
+// The outputs (batch, timesteps, units) of a forward step loop, or null. Training keeps every state in
+// the packed layout, where a chunk's outputs are read from; inference keeps only the latest state, so
+// each step puts its outputs into a chunk buffer.
+template <class T>
+class StepOutputs {
+ public:
+  StepOutputs(const PackedLayout& layout, const StateArray<T>& states, T* outputs)
+      : layout_(layout),
+        states_(states),
+        outputs_(outputs),
+        chunk_(layout.batch, states.units, outputs != nullptr && !states.every_step) {}
+  void put(index_t k, index_t r, const T* h) const {
+    if (outputs_ && !states_.every_step) copy_row(h, states_.units, chunk_.row(k, r));
+  }
+  void store(index_t k0, index_t k1, int part, int parts) const {
+    if (outputs_ == nullptr) return;
+    const auto src = [&](index_t k, index_t r) -> const T* {
+      return states_.every_step ? states_.after(k, r) : chunk_.row(k, r);
+    };
+    store_steps<T>(layout_, src, states_.units, k0, k1, part, parts, outputs_);
+  }
+
+ private:
+  const PackedLayout& layout_;
+  const StateArray<T>& states_;
+  T* outputs_;
+  StepChunk<T> chunk_;
+};
+
+// The forward step loop of part's rows: block(k, first, count) for every step and block of running
+// rows, a chunk of steps at a time, the chunk's inputs loaded before (input.load) and its outputs
+// stored after.
+template <class T, class Input, class Block>
+void forward_over_steps(const PackedLayout& layout, int part, int parts, const Input& input,
+                        const StepOutputs<T>& outputs, const Block& block) {
+  for (index_t k0 = 0; k0 < layout.steps(); k0 += kStepChunk) {
+    const index_t k1 = std::min(layout.steps(), k0 + kStepChunk);
+    input.load(layout, k0, k1, part, parts);
+    for (index_t k = k0; k < k1; ++k) {
+      for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) { block(k, first, count); });
+    }
+    outputs.store(k0, k1, part, parts);
+  }
+}
+
+// d_outputs (batch, timesteps, units) or null, for the backward step loop: a chunk is loaded before
+// its steps run, and each step adds its row to the state gradient.
+template <class T>
+class StepGradients {
+ public:
+  StepGradients(const PackedLayout& layout, const T* d_outputs, index_t units)
+      : layout_(layout), d_outputs_(d_outputs), units_(units), chunk_(layout.batch, units, d_outputs != nullptr) {}
+  void load(index_t k0, index_t k1, int part, int parts) const {
+    if (d_outputs_) load_steps(layout_, d_outputs_, units_, k0, k1, part, parts, [&](index_t k, index_t r) {
+      return chunk_.row(k, r);
+    });
+  }
+  // dh (count, units) += d_outputs at step k of rows first .. first+count-1
+  void add_to(index_t k, index_t first, index_t count, T* dh) const {
+    if (d_outputs_) add_row(chunk_.row(k, first), count * units_, dh);
+  }
+
+ private:
+  const PackedLayout& layout_;
+  const T* d_outputs_;
+  index_t units_;
+  StepChunk<T> chunk_;
+};
+
 
 // h_{t-1} of rows first .. first+count-1 as the recurrent product reads it: the states themselves, or,
 // with recurrent dropout, times the row's mask (batch, units), fixed over the steps; the masked copy
@@ -193,13 +306,6 @@ void store_initial_state_gradients(const PackedLayout& layout, const T* d_state,
   }
 }
 
-// Rows first .. first+count-1 of src (count, width) to timestep time(k, r) of dst (batch, timesteps, width).
-template <class T>
-void scatter_rows(const PackedLayout& layout, const T* src, index_t width, index_t k, index_t first, index_t count,
-                  T* dst) {
-  for (index_t i = 0; i < count; ++i) copy_row(src + i * width, width, at_step(layout, dst, width, k, first + i));
-}
-
 // Zeros the padded timesteps of part's rows in seq (batch, timesteps, width): no gradient reaches them.
 template <class T>
 void zero_padded_steps(const PackedLayout& layout, int part, int parts, index_t width, T* seq) {
@@ -238,8 +344,9 @@ struct BiasGradient {
 constexpr index_t kMergedRows = 512;
 
 // The backward step loop the cells share. Steps run from last to first in chunks of
-// kBackwardChunkSteps. In a chunk, each part runs step(k, first, count, d_gates_rows, part) over its
-// blocks of rows, writing those rows' d_gates; then, after a barrier, each part adds the chunk's share
+// kBackwardChunkSteps. In a chunk, each part loads its rows' d_outputs of the chunk, runs
+// step(k, first, count, d_gates_rows, part) over its blocks of rows, writing those rows' d_gates, and
+// stores what the input's gradient put in its chunk (input.store); then, after a barrier, each part adds the chunk's share
 // of every weight and bias gradient for a fixed range of columns (and calls input.chunk_step for each
 // step), while the chunk's d_gates are still in cache. ring holds two chunks of d_gates
 // (backward_ring_size), all the memory this takes; the sums run over the steps in the same order for
@@ -248,7 +355,7 @@ constexpr index_t kMergedRows = 512;
 template <class T, class Step, class InputGrad>
 void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t ld_gates,
                          std::vector<WeightGradient<T>> weights, std::vector<BiasGradient<T>> biases, T* dbias,
-                         T* ring, const Step& step, InputGrad& input) {
+                         T* ring, const StepGradients<T>& d_outputs, const Step& step, InputGrad& input) {
   input.add_gradients(weights, biases, dbias);
   for (const auto& w : weights) {
     for (index_t i = 0; i < w.source_cols; ++i) std::fill(w.out + i * w.ld_out, w.out + i * w.ld_out + w.cols, T(0));
@@ -256,17 +363,19 @@ void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t l
   for (const auto& b : biases) std::fill(b.out, b.out + b.cols, T(0));
   const index_t slot = backward_ring_size(layout.batch, layout.timesteps, ld_gates) / 2;
   Barrier barrier;
-  parallel_parts(step_loop_parts<T>(p), [&](int part, int parts) {
+  parallel_parts(step_loop_parts(p), [&](int part, int parts) {
     index_t chunk = 0;
     for (index_t end = layout.steps(); end > 0; end -= kBackwardChunkSteps, ++chunk) {
       const index_t begin = std::max<index_t>(0, end - kBackwardChunkSteps);
       T* base = ring + (chunk % 2) * slot;
       const auto gates_of_step = [&](index_t k) { return base + (layout.offset[k] - layout.offset[begin]) * ld_gates; };
+      d_outputs.load(begin, end, part, parts);
       for (index_t k = end - 1; k >= begin; --k) {
         for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) {
           step(k, first, count, gates_of_step(k) + first * ld_gates, part);
         });
       }
+      input.store(layout, begin, end, part, parts);
       barrier.arrive_and_wait(parts);  // every row's d_gates of the chunk are written
       for (const auto& w : weights) {
         index_t c0, c1;
@@ -286,19 +395,18 @@ void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t l
           k = next;
         }
       }
-      for (index_t k = begin; k < end; ++k) {
-        const index_t n = layout.active[k];
-        const T* g = gates_of_step(k);
-        for (const auto& b : biases) {
-          index_t c0, c1;
-          column_share<T>(b.cols, part, parts, c0, c1);
-          for (index_t r = 0; r < n; ++r) {
-            const T* gr = g + r * ld_gates + b.grad_col;
-            for (index_t j = c0; j < c1; ++j) b.out[j] += gr[j];
-          }
-        }
-        input.chunk_step(layout, k, n, g, ld_gates, part, parts);
+      // A bias gradient sums the chunk's rows, as the product of a row of ones with them: the sums
+      // stay in registers over the rows, in the same order as adding row after row.
+      const T one = 1;
+      const index_t chunk_rows = layout.offset[end] - layout.offset[begin];
+      for (const auto& b : biases) {
+        index_t c0, c1;
+        column_share<T>(b.cols, part, parts, c0, c1);
+        if (c0 >= c1) continue;
+        gemm(index_t(1), c1 - c0, chunk_rows, &one, index_t(0), index_t(0), gates_of_step(begin) + b.grad_col + c0,
+             ld_gates, b.out + c0, b.cols, Init::load);
       }
+      for (index_t k = begin; k < end; ++k) input.chunk_step(layout, k, layout.active[k], gates_of_step(k), ld_gates, part, parts);
     }
     input.finish(layout, part, parts);
   });

@@ -22,31 +22,28 @@ void simple_rnn_steps(const Problem& p, const Input& input, const T* recurrent_k
   const bool training = states != nullptr;
   const auto own_h = training ? nullptr : scratch<T>(p.batch * H);
   const StateArray<T> hs{training ? states : own_h.get(), H, layout, training};
+  const StepOutputs<T> out(layout, hs, outputs);
   load_initial_states(layout, h0, H, hs.data);
-  parallel_parts(step_loop_parts<T>(p), [&](int part, int parts) {
-    const auto block_x = scratch<T>(input.block_size());
+  parallel_parts(step_loop_parts(p), [&](int part, int parts) {
     const auto block_z = scratch<T>(kMaxBlockRows<T> * H);
     const auto block_hm = scratch<T>(recurrent_mask ? kMaxBlockRows<T> * H : 0);
-    for (index_t k = 0; k < layout.steps(); ++k) {
-      for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) {
-        // training writes the pre-activation straight into the new states; inference must not
-        // overwrite h_{t-1} while the product still reads it
-        T* z = training ? hs.after(k, first) : block_z.get();
-        T* hm = training && recurrent_mask ? masked_states + layout.state_row(k - 1, first) * H : block_hm.get();
-        const T* h_in = recurrent_input(layout, hs, k, first, count, recurrent_mask, hm);
-        input.project(layout, k, first, count, block_x.get(), {H, h_in, H, 1, recurrent_kernel, H}, z, H, H, H, bias);
-        for (index_t i = 0; i < count; ++i) {
-          const T* zi = z + i * H;
-          T* h = hs.after(k, first + i);
-          RNNKIT_SIMD_LOOP
-          for (index_t j = 0; j < H; ++j) {
-            const T hj = tanh_approx(zi[j]);
-            h[j] = hj;
-          }
-          if (outputs) copy_row(h, H, at_step(layout, outputs, H, k, first + i));
+    forward_over_steps(layout, part, parts, input, out, [&](index_t k, index_t first, index_t count) {
+      // the product goes to a block in cache, the loop below writes the states (see lstm.hpp)
+      T* z = block_z.get();
+      T* hm = training && recurrent_mask ? masked_states + layout.state_row(k - 1, first) * H : block_hm.get();
+      const T* h_in = recurrent_input(layout, hs, k, first, count, recurrent_mask, hm);
+      input.project(layout, k, first, count, {H, h_in, H, 1, recurrent_kernel, H}, z, H, H, H, bias);
+      for (index_t i = 0; i < count; ++i) {
+        const T* zi = z + i * H;
+        T* h = hs.after(k, first + i);
+        RNNKIT_SIMD_LOOP
+        for (index_t j = 0; j < H; ++j) {
+          const T hj = tanh_approx(zi[j]);
+          h[j] = hj;
         }
-      });
-    }
+        out.put(k, first + i, h);
+      }
+    });
     finish_sequences(layout, part, parts, hs, outputs, h_last);
   });
 }
@@ -55,7 +52,7 @@ template <class T>
 void simple_rnn_forward(const Problem& p, const T* x, const T* kernel, const T* recurrent_kernel, const T* bias,
                         const T* h0, const T* recurrent_mask, T* outputs, T* h_last, T* x_packed, T* states,
                         T* masked_states) {
-  simple_rnn_steps(p, DenseInput<T>{x, p.features, kernel, x_packed}, recurrent_kernel, bias, h0, recurrent_mask,
+  simple_rnn_steps(p, DenseInput<T>(p, x, kernel, x_packed), recurrent_kernel, bias, h0, recurrent_mask,
                    outputs, h_last, states, masked_states);
 }
 
@@ -84,24 +81,25 @@ void simple_rnn_backward_steps(const Problem& p, InputGrad& input, const T* recu
   auto d_state = scratch<T>(p.batch * H);
   const auto recurrent_t = transposed(recurrent_kernel, H, H);
   load_final_state_gradients(layout, d_h, d_outputs, H, d_state.get());
-  const auto step = [&](index_t k, index_t first, index_t count, T* dz, int part) {
+  const StepGradients<T> d_out(layout, d_outputs, H);
+  const auto step = [&](index_t k, index_t first, index_t count, T* dz, int /*part*/) {
+    d_out.add_to(k, first, count, d_state.get() + first * H);
     for (index_t i = 0; i < count; ++i) {
       const index_t r = first + i;
       const T* h = states + layout.state_row(k, r) * H;
       T* dh = d_state.get() + r * H;
-      if (d_outputs) add_row(at_step(layout, d_outputs, H, k, r), H, dh);
       T* dzi = dz + i * H;
       RNNKIT_SIMD_LOOP
       for (index_t j = 0; j < H; ++j) dzi[j] = dh[j] * (T(1) - h[j] * h[j]);
     }
     gemm(count, H, H, dz, H, 1, recurrent_t.get(), H, d_state.get() + first * H, H, Init::zero);
     scale_by_mask(layout, recurrent_mask, H, first, count, d_state.get() + first * H);
-    input.step(layout, k, first, count, dz, H, part);
+    input.step(k, first, count, dz, H);
   };
   const T* h_read = recurrent_mask ? masked_states : states;  // what the recurrent product read
   std::vector<WeightGradient<T>> weights{{h_read, true, H, 0, H, drecurrent_kernel, H}};
   std::vector<BiasGradient<T>> biases;
-  backward_over_steps<T>(p, layout, H, weights, biases, dbias, ring, step, input);
+  backward_over_steps<T>(p, layout, H, weights, biases, dbias, ring, d_out, step, input);
   store_initial_state_gradients(layout, d_state.get(), H, dh0);
 }
 
