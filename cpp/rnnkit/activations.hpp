@@ -92,9 +92,8 @@ RNNKIT_ALWAYS_INLINE T expm1_approx(T x) {
 }
 
 RNNKIT_ALWAYS_INLINE float tanh_rational(float x) {
-  x = std::min(x, 9.0f);  // min/max keep a NaN in x
-  x = std::max(x, -9.0f);
-  const float u = x * x;
+  const float ax = std::min(std::fabs(x), 9.0f);  // keeps a NaN
+  const float u = ax * ax;
   float p = 1.3354602675915948e-08f;
   p = p * u + 2.060907434342181e-05f;
   p = p * u + 0.003495589216450175f;
@@ -105,7 +104,7 @@ RNNKIT_ALWAYS_INLINE float tanh_rational(float x) {
   q = q * u + 0.025876988039383115f;
   q = q * u + 0.4671434274285011f;
   q = q * u + 1.0f;
-  return x * p / q;
+  return std::copysign(ax * p / q, x);
 }
 
 template <class T>
