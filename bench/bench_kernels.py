@@ -48,22 +48,25 @@ def median_seconds(fn, repeats, warmup=1):
     return statistics.median(times)
 
 
-def side_by_side(fns, repeats, pause=0.1, calls=2):
+def side_by_side(fns, repeats, pause=0.1, window=0.05):
     """Seconds per call of each function, taking turns: {name: [seconds per round]}.
 
     This machine's speed drifts by tens of percent over seconds (other tenants), so the functions
     compared run in alternation, round after round (the order flips every round), and their ratio is
     taken round by round: both sides of a ratio ran within a fraction of a second of each other. In a
-    round, a function runs once untimed after a pause, then `calls` times back to back, timed, as in a
-    training loop: the pause lets the previous function's worker threads go idle (see median_seconds),
-    and the untimed call wakes its own (after a pause, a virtual CPU can take milliseconds to wake).
+    round, a function runs once untimed after a pause, then back to back for about `window` seconds
+    (at least twice), timed, as in a training loop: the pause lets the previous function's worker
+    threads go idle (see median_seconds), and the untimed call and the window let its own threads and
+    this virtual machine's CPUs wake up (after a pause they take milliseconds to come up to speed).
     """
     times = {name: [] for name in fns}
     for round_ in range(repeats):
         names = list(fns) if round_ % 2 == 0 else list(reversed(fns))
         for name in names:
             time.sleep(pause)
+            start = time.perf_counter()
             fns[name]()
+            calls = max(2, min(100, int(window / max(time.perf_counter() - start, 1e-6))))
             start = time.perf_counter()
             for _ in range(calls):
                 fns[name]()

@@ -27,7 +27,11 @@ class DenseInput {
  public:
   // packed (N,F): x in packed order, kept for the backward; null for inference
   DenseInput(const Problem& p, const T* x, const T* kernel, T* packed)
-      : x_(x), features_(p.features), kernel_(kernel), packed_(packed), chunk_(p.batch, p.features, !packed) {}
+      : x_(x),
+        features_(p.features),
+        kernel_(kernel),
+        packed_(packed),
+        chunk_(p.batch, p.timesteps, p.features, !packed) {}
 
   // Steps [k0, k1) of part's rows of x, to packed or (inference) to a chunk buffer.
   void load(const PackedLayout& layout, index_t k0, index_t k1, int part, int parts) const {
@@ -148,7 +152,7 @@ class DenseInputGrad {
         features_(p.features),
         cols_(cols),
         kernel_t_(transposed(kernel, p.features, cols)),
-        dx_chunk_(p.batch, p.features, true),
+        dx_chunk_(p.batch, p.timesteps, p.features, true),
         dx_(dx),
         dkernel_(dkernel) {}
 

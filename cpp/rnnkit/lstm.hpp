@@ -125,8 +125,8 @@ void lstm_forward_tokens(const Problem& p, const std::int32_t* ids, index_t voca
 // activations a = i f g o (4H), tc = tanh(c_t), c_{t-1}, the state's gradient dh and the cell's dc_next,
 // d (4H) gets dz, dc_next becomes dc_{t-1}.
 template <class T>
-RNNKIT_ALWAYS_INLINE void lstm_cell_grad(const T* a, const T* tc, const T* c_prev, const T* dh, T* dc_next, T* d, index_t H,
-                           index_t j) {
+RNNKIT_ALWAYS_INLINE void lstm_cell_grad(const T* a, const T* tc, const T* c_prev, const T* dh, T* dc_next, T* d,
+                                         index_t H, index_t j) {
   const T ig = a[j], fg = a[H + j], gg = a[2 * H + j], og = a[3 * H + j];
   const T dhj = dh[j];
   const T dc = dc_next[j] + dhj * og * (T(1) - tc[j] * tc[j]);

@@ -121,26 +121,30 @@ void for_each_sequence_step(const PackedLayout& layout, index_t k0, index_t k1, 
 template <class T, class Dst>
 void load_steps(const PackedLayout& layout, const T* seq, index_t width, index_t k0, index_t k1, int part, int parts,
                 const Dst& dst) {
-  for_each_sequence_step<T>(layout, k0, k1, part, parts,
-                            [&](index_t k, index_t r) { copy_row(at_step(layout, seq, width, k, r), width, dst(k, r)); });
+  for_each_sequence_step<T>(layout, k0, k1, part, parts, [&](index_t k, index_t r) {
+    copy_row(at_step(layout, seq, width, k, r), width, dst(k, r));
+  });
 }
 
 // Step k of row r of seq (batch, timesteps, width) = src(k, r), for part's rows and steps [k0, k1).
 template <class T, class Src>
 void store_steps(const PackedLayout& layout, const Src& src, index_t width, index_t k0, index_t k1, int part,
                  int parts, T* seq) {
-  for_each_sequence_step<T>(layout, k0, k1, part, parts,
-                            [&](index_t k, index_t r) { copy_row(src(k, r), width, at_step(layout, seq, width, k, r)); });
+  for_each_sequence_step<T>(layout, k0, k1, part, parts, [&](index_t k, index_t r) {
+    copy_row(src(k, r), width, at_step(layout, seq, width, k, r));
+  });
 }
 
-// The time-major buffer (kStepChunk, batch, width) of one chunk of steps. Rows are placed by step
-// modulo kStepChunk, so the parts, each at its own chunk, share it without meeting; the rows of one
-// step follow one another.
+// The time-major buffer (kStepChunk, batch, width) of one chunk of steps, or fewer steps when the
+// sequences have fewer. Rows are placed by step modulo kStepChunk, so the parts, each at its own chunk,
+// share it without meeting; the rows of one step follow one another.
 template <class T>
 class StepChunk {
  public:
-  StepChunk(index_t batch, index_t width, bool used)
-      : batch_(batch), width_(width), buffer_(scratch<T>(used ? kStepChunk * batch * width : 0)) {}
+  StepChunk(index_t batch, index_t timesteps, index_t width, bool used)
+      : batch_(batch),
+        width_(width),
+        buffer_(scratch<T>(used ? std::min(kStepChunk, timesteps) * batch * width : 0)) {}
   T* row(index_t k, index_t r) const { return buffer_.get() + ((k % kStepChunk) * batch_ + r) * width_; }
 
  private:
@@ -158,7 +162,7 @@ class StepOutputs {
       : layout_(layout),
         states_(states),
         outputs_(outputs),
-        chunk_(layout.batch, states.units, outputs != nullptr && !states.every_step) {}
+        chunk_(layout.batch, layout.timesteps, states.units, outputs != nullptr && !states.every_step) {}
   void put(index_t k, index_t r, const T* h) const {
     if (outputs_ && !states_.every_step) copy_row(h, states_.units, chunk_.row(k, r));
   }
@@ -199,7 +203,10 @@ template <class T>
 class StepGradients {
  public:
   StepGradients(const PackedLayout& layout, const T* d_outputs, index_t units)
-      : layout_(layout), d_outputs_(d_outputs), units_(units), chunk_(layout.batch, units, d_outputs != nullptr) {}
+      : layout_(layout),
+        d_outputs_(d_outputs),
+        units_(units),
+        chunk_(layout.batch, layout.timesteps, units, d_outputs != nullptr) {}
   void load(index_t k0, index_t k1, int part, int parts) const {
     if (d_outputs_) load_steps(layout_, d_outputs_, units_, k0, k1, part, parts, [&](index_t k, index_t r) {
       return chunk_.row(k, r);
@@ -216,7 +223,6 @@ class StepGradients {
   index_t units_;
   StepChunk<T> chunk_;
 };
-
 
 // h_{t-1} of rows first .. first+count-1 as the recurrent product reads it: the states themselves, or,
 // with recurrent dropout, times the row's mask (batch, units), fixed over the steps; the masked copy
@@ -346,8 +352,9 @@ constexpr index_t kMergedRows = 512;
 // The backward step loop the cells share. Steps run from last to first in chunks of
 // kBackwardChunkSteps. In a chunk, each part loads its rows' d_outputs of the chunk, runs
 // step(k, first, count, d_gates_rows, part) over its blocks of rows, writing those rows' d_gates, and
-// stores what the input's gradient put in its chunk (input.store); then, after a barrier, each part adds the chunk's share
-// of every weight and bias gradient for a fixed range of columns (and calls input.chunk_step for each
+// stores what the input's gradient put in its chunk buffer (input.store); then, after a barrier, each
+// part adds the chunk's share of every weight and bias gradient for a fixed range of columns (and
+// calls input.chunk_step for each
 // step), while the chunk's d_gates are still in cache. ring holds two chunks of d_gates
 // (backward_ring_size), all the memory this takes; the sums run over the steps in the same order for
 // any number of parts. `input` (inputs.hpp) adds its own weight and bias gradients to the cell's
@@ -406,7 +413,9 @@ void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t l
         gemm(index_t(1), c1 - c0, chunk_rows, &one, index_t(0), index_t(0), gates_of_step(begin) + b.grad_col + c0,
              ld_gates, b.out + c0, b.cols, Init::load);
       }
-      for (index_t k = begin; k < end; ++k) input.chunk_step(layout, k, layout.active[k], gates_of_step(k), ld_gates, part, parts);
+      for (index_t k = begin; k < end; ++k) {
+        input.chunk_step(layout, k, layout.active[k], gates_of_step(k), ld_gates, part, parts);
+      }
     }
     input.finish(layout, part, parts);
   });
