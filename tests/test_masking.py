@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 
+import rnnkit
 from rnnkit import kernels, reference
 from rnnkit.layers import GRU, LSTM, Bidirectional, Dense, Embedding, Masking, SimpleRNN
 from rnnkit.models import Sequential
@@ -335,3 +336,29 @@ def test_masked_stacked_model_trains_and_ignores_leading_padding():
     # with the mask, the leading padding cannot change the result
     longer = np.concatenate([np.zeros((64, 4), int), x], axis=1)
     np.testing.assert_allclose(model.predict(longer), model.predict(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("padding", ["pre", "post"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_lengths_across_many_step_chunks_match_the_reference_for_any_thread_count(cell, padding):
+    """The kernels move x, outputs, d_outputs and dx 16 steps at a time: sequences ending inside a
+    chunk, on its border and in the first step, with every thread count, inference and training."""
+    p = make_problem(cell, 9, 40, 3, 5, initial_state=True, seed=4)
+    lengths = [40, 0, 17, 16, 15, 33, 1, 32, 31]
+    options = dict(lengths=lengths, padding=padding)
+    ref = forward(reference, cell, p, **options)
+    d = loss_gradients(cell, ref, "both")
+    ref_grads = backward(reference, cell, ref, *d)
+    previous = rnnkit.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            rnnkit.set_num_threads(threads)
+            fwd = forward(kernels, cell, p, **options)
+            assert_close(fwd.outputs, ref.outputs, 1e-10, "outputs")
+            inference = forward(kernels, cell, p, save_for_backward=False, **options)
+            np.testing.assert_array_equal(inference.outputs, fwd.outputs)
+            grads = backward(kernels, cell, fwd, *d)
+            for name in gradient_names(cell):
+                assert_close(getattr(grads, name), getattr(ref_grads, name), 1e-10, name)
+    finally:
+        rnnkit.set_num_threads(previous)
