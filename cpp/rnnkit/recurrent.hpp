@@ -354,11 +354,11 @@ constexpr index_t kMergedRows = 512;
 // step(k, first, count, d_gates_rows, part) over its blocks of rows, writing those rows' d_gates, and
 // stores what the input's gradient put in its chunk buffer (input.store); then, after a barrier, each
 // part adds the chunk's share of every weight and bias gradient for a fixed range of columns (and
-// calls input.chunk_step for each
-// step), while the chunk's d_gates are still in cache. ring holds two chunks of d_gates
-// (backward_ring_size), all the memory this takes; the sums run over the steps in the same order for
-// any number of parts. `input` (inputs.hpp) adds its own weight and bias gradients to the cell's
-// (input.add_gradients), and its last passes run at the end (input.finish per part, then input.after).
+// calls input.chunk_step for each step), while the chunk's d_gates are still in cache. ring holds two
+// chunks of d_gates (backward_ring_size), all the memory this takes; the sums run over the steps in the
+// same order for any number of parts. `input` (inputs.hpp) adds its own weight and bias gradients to
+// the cell's (input.add_gradients), and its last passes run at the end (input.finish per part, then
+// input.after).
 template <class T, class Step, class InputGrad>
 void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t ld_gates,
                          std::vector<WeightGradient<T>> weights, std::vector<BiasGradient<T>> biases, T* dbias,
