@@ -30,10 +30,11 @@ void gru_steps(const Problem& p, const Input& input, const T* recurrent_kernel, 
   const StepOutputs<T> out(layout, hs, outputs);
   load_initial_states(layout, h0, H, hs.data);
   parallel_parts(step_loop_parts(p), [&](int part, int parts) {
+    const RowRange rows = part_rows<T>(layout, H, part, parts);
     const auto block_z = scratch<T>(kMaxBlockRows<T> * G);
     const auto m = scratch<T>(kMaxBlockRows<T> * 3 * H);  // h_{t-1} · recurrent_kernel + bias[1] of one block
     const auto block_hm = scratch<T>(recurrent_mask ? kMaxBlockRows<T> * H : 0);
-    forward_over_steps(layout, part, parts, input, out, [&](index_t k, index_t first, index_t count) {
+    forward_over_steps(layout, rows, input, out, [&](index_t k, index_t first, index_t count) {
       const index_t row0 = layout.offset[k] + first;
       // the products go to blocks in cache, the gate loop writes the records (see lstm.hpp)
       T* z = block_z.get();
@@ -65,7 +66,7 @@ void gru_steps(const Problem& p, const Input& input, const T* recurrent_kernel, 
         out.put(k, r, h);
       }
     });
-    finish_sequences(layout, part, parts, hs, outputs, h_last);
+    finish_sequences(layout, rows, hs, outputs, h_last);
   });
 }
 

@@ -33,9 +33,9 @@ class DenseInput {
         packed_(packed),
         chunk_(p.batch, p.timesteps, p.features, !packed) {}
 
-  // Steps [k0, k1) of part's rows of x, to packed or (inference) to a chunk buffer.
-  void load(const PackedLayout& layout, index_t k0, index_t k1, int part, int parts) const {
-    load_steps(layout, x_, features_, k0, k1, part, parts, [&](index_t k, index_t r) { return rows(layout, k, r); });
+  // x at steps [k0, k1) of the rows of `part`, to packed or (inference) to a chunk buffer.
+  void load(const PackedLayout& layout, index_t k0, index_t k1, RowRange part) const {
+    load_steps(layout, x_, features_, k0, k1, part, [&](index_t k, index_t r) { return rows(layout, k, r); });
   }
 
   // z (count, cols) = x_t · kernel[:, :cols] + bias [+ h_{t-1} · U], for rows first .. first+count-1
@@ -126,7 +126,7 @@ struct TokenInput {
       });
     }
   }
-  void load(const PackedLayout&, index_t, index_t, int, int) const {}
+  void load(const PackedLayout&, index_t, index_t, RowRange) const {}
 
   void project(const PackedLayout& layout, index_t k, index_t first, index_t count, const Factor<T>& recurrent, T* z,
                index_t ldz, index_t cols, index_t /*ld_kernel*/, const T* /*bias*/) const {
@@ -161,9 +161,9 @@ class DenseInputGrad {
     gemm(count, features_, cols_, dz, ldz, 1, kernel_t_.get(), features_, dx_chunk_.row(k, first), features_,
          Init::zero);
   }
-  // dx at steps [k0, k1) of part's rows, from the chunk buffer where step() put it
-  void store(const PackedLayout& layout, index_t k0, index_t k1, int part, int parts) const {
-    store_steps(layout, [&](index_t k, index_t r) { return dx_chunk_.row(k, r); }, features_, k0, k1, part, parts, dx_);
+  // dx at steps [k0, k1) of `rows`, from the chunk buffer where step() put it
+  void store(const PackedLayout& layout, index_t k0, index_t k1, RowRange rows) const {
+    store_steps(layout, [&](index_t k, index_t r) { return dx_chunk_.row(k, r); }, features_, k0, k1, rows, dx_);
   }
   void add_gradients(std::vector<WeightGradient<T>>& weights, std::vector<BiasGradient<T>>& biases,
                      T* dbias) const {
@@ -171,8 +171,8 @@ class DenseInputGrad {
     biases.push_back({0, cols_, dbias});
   }
   void chunk_step(const PackedLayout&, index_t, index_t, const T*, index_t, int, int) const {}
-  void finish(const PackedLayout& layout, int part, int parts) const {
-    zero_padded_steps<T>(layout, part, parts, features_, dx_);
+  void finish(const PackedLayout& layout, RowRange rows) const {
+    zero_padded_steps<T>(layout, rows, features_, dx_);
   }
   void after(const Problem&) const {}
 
@@ -209,7 +209,7 @@ class TokenInputGrad {
   }
 
   void step(index_t, index_t, index_t, const T*, index_t) const {}
-  void store(const PackedLayout&, index_t, index_t, int, int) const {}
+  void store(const PackedLayout&, index_t, index_t, RowRange) const {}
   void add_gradients(std::vector<WeightGradient<T>>&, std::vector<BiasGradient<T>>&, T* dbias) {
     dbias_ = dbias;
   }
@@ -227,7 +227,7 @@ class TokenInputGrad {
       for (index_t j = c0; j < c1; ++j) dst[j] += src[j];
     }
   }
-  void finish(const PackedLayout&, int, int) const {}
+  void finish(const PackedLayout&, RowRange) const {}
   void after(const Problem& p) const {
     const index_t F = features_, U = distinct_.size();
     const auto kernel_t = transposed(kernel_, F, cols_);

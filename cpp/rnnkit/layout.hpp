@@ -75,73 +75,86 @@ class PackedLayout {
   std::vector<index_t> offset;  // step -> first packed row; offset[steps()] = rows()
 };
 
-// Which rows each part of a step loop owns, for the whole call (a row's state never moves between
-// threads). Ownership goes by groups of kRowGroup rows; a row's results do not depend on which part
-// or register tile computes it (gemm.hpp), so not on the number of parts. A part's neighbouring rows
-// run as one block of at most kMaxBlockRows, so the weights are reused across as many rows as possible.
-//   - every sequence runs every step: each part takes one contiguous range of rows;
-//   - lengths differ: pairs of groups, longest sequences first, are dealt to the parts in snake order
-//     (0 1 .. p-1 p-1 .. 1 0 0 1 ..), so that each part gets long and short sequences alike and the
-//     parts share the work of every stretch of steps (the backward meets at a barrier every
-//     kBackwardChunkSteps; in the last steps only the few longest sequences run, latency-bound, so
-//     they are better split too). Pairs rather than single groups: every border between two parts'
-//     rows costs, as the hardware prefetchers fetch across it into the wrong core's cache.
+// Which rows each part of a step loop runs. A part runs one contiguous range of rows, as blocks of at
+// most kMaxBlockRows, so that the weights are reused across as many rows as possible; a row's results
+// do not depend on which part or register tile computes it (gemm.hpp), so not on the number of parts.
+//   - every sequence runs every step: the parts split the batch into equal ranges of whole groups of
+//     kRowGroup rows;
+//   - lengths differ: rows are sorted longest first, and the borders fall where the parts' ranges hold
+//     near-equal numbers of real row-steps: the forward's for the whole call (a row's state never
+//     moves between parts there), the backward's anew for each chunk of steps it ends at a barrier.
+//     On IMDB batches these ranges ran the LSTM and GRU forward 8-11% and their backward 6-8% faster
+//     than dealing pairs of groups to the parts in turn, whose shares evened out only over a call.
 inline constexpr index_t kRowGroup = 8;
 template <class T>
 constexpr index_t kMaxBlockRows = 8 * TileShape<T>::mr;
-inline constexpr index_t kDealRows = 2 * kRowGroup;
 
 inline int step_loop_parts(const Problem& p) {
   const index_t groups = (p.batch + kRowGroup - 1) / kRowGroup;
-  const index_t useful = p.lengths ? (p.batch + kDealRows - 1) / kDealRows : groups;
-  return static_cast<int>(std::max<index_t>(1, std::min<index_t>(p.threads, useful)));
+  return static_cast<int>(std::max<index_t>(1, std::min<index_t>(p.threads, groups)));
 }
 
-// The part that is dealt the rows first .. first + kDealRows - 1.
-inline int dealt_owner(index_t first, int parts) {
-  const index_t deal = first / kDealRows;
-  const index_t round = deal / parts;
-  const int seat = static_cast<int>(deal % parts);
-  return round % 2 == 0 ? seat : parts - 1 - seat;
-}
+// Rows begin .. end-1 of the packed layout.
+struct RowRange {
+  index_t begin, end;
+};
 
-// Calls fn(first, count) for each block of part's rows, clipped to the rows below `running`.
+// Calls fn(first, count) for each block of the rows in `rows` below `running`.
 template <class T, class Fn>
-void for_each_block_below(const PackedLayout& layout, index_t running, int part, int parts, const Fn& fn) {
+void for_each_block_in(RowRange rows, index_t running, const Fn& fn) {
+  const index_t end = std::min(running, rows.end);
+  for (index_t first = rows.begin; first < end; first += kMaxBlockRows<T>) {
+    fn(first, std::min(kMaxBlockRows<T>, end - first));
+  }
+}
+
+// Borders between parts fall where a row's state (units wide) starts a cache line, up to a group, so
+// that no two parts write into one line.
+template <class T>
+index_t row_grain(index_t units) {
+  const index_t line_rows = 64 / std::gcd<index_t>(64, units * static_cast<index_t>(sizeof(T)));
+  return std::min(kRowGroup, line_rows);
+}
+
+// The rows part runs in steps [k0, k1). The last part's range ends at the batch, so that the ranges
+// for a whole call cover the rows of empty sequences too.
+template <class T>
+RowRange part_rows(const PackedLayout& layout, index_t units, index_t k0, index_t k1, int part, int parts) {
   if (layout.uniform) {
     const index_t groups = (layout.batch + kRowGroup - 1) / kRowGroup;
-    const index_t begin = groups * part / parts * kRowGroup;
-    const index_t end = std::min(running, groups * (part + 1) / parts * kRowGroup);
-    for (index_t first = begin; first < end; first += kMaxBlockRows<T>) {
-      fn(first, std::min(kMaxBlockRows<T>, end - first));
-    }
-    return;
+    return {std::min(layout.batch, groups * part / parts * kRowGroup),
+            std::min(layout.batch, groups * (part + 1) / parts * kRowGroup)};
   }
-  index_t first = 0, count = 0;  // the block being gathered
-  for (index_t row = 0; row < running; row += kDealRows) {
-    const index_t rows = std::min(kDealRows, running - row);
-    const bool mine = dealt_owner(row, parts) == part;
-    if (mine && count > 0 && count + rows <= kMaxBlockRows<T>) {
-      count += rows;
-      continue;
+  const index_t grain = row_grain<T>(units);
+  const index_t running = k0 < layout.steps() ? layout.active[k0] : 0;
+  const index_t total = layout.offset[k1] - layout.offset[k0];  // row-steps in [k0, k1)
+  // The border before part q: the multiple of grain rows whose row-steps above it come nearest to
+  // q/parts of the total. Rows are sorted longest first, so a row's count follows from its length.
+  const auto border = [&](int q) {
+    if (q <= 0) return index_t(0);
+    if (q >= parts) return layout.batch;
+    const index_t target = total * q;  // all counts scaled by parts
+    index_t best = 0, best_gap = target, above = 0;
+    for (index_t r = 0; r < running;) {
+      for (const index_t next = std::min(running, r + grain); r < next; ++r) {
+        above += std::min(layout.length[r], k1) - k0;
+      }
+      const index_t gap = above * parts > target ? above * parts - target : target - above * parts;
+      if (gap < best_gap) {
+        best = r;
+        best_gap = gap;
+      }
+      if (above * parts >= target) break;
     }
-    if (count > 0) fn(first, count);
-    first = row;
-    count = mine ? rows : 0;
-  }
-  if (count > 0) fn(first, count);
+    return best;
+  };
+  return {border(part), border(part + 1)};
 }
 
-// Calls fn(first, count) for each of part's blocks with rows still running at step k.
-template <class T, class Fn>
-void for_each_active_block(const PackedLayout& layout, index_t k, int part, int parts, const Fn& fn) {
-  for_each_block_below<T>(layout, layout.active[k], part, parts, fn);
-}
-
-// Calls fn(first, count) for every block of rows that belongs to part (all rows, running or not).
-template <class T, class Fn>
-void for_each_owned_block(const PackedLayout& layout, int part, int parts, const Fn& fn) {
-  for_each_block_below<T>(layout, layout.batch, part, parts, fn);
+// The rows part runs for a whole call.
+template <class T>
+RowRange part_rows(const PackedLayout& layout, index_t units, int part, int parts) {
+  return part_rows<T>(layout, units, 0, layout.steps(), part, parts);
 }
 
 // Splits n items into `parts` contiguous ranges of near-equal size.

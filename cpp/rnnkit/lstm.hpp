@@ -71,10 +71,11 @@ void lstm_steps(const Problem& p, const Input& input, const T* recurrent_kernel,
   load_initial_states(layout, h0, H, hs.data);
   load_initial_states(layout, c0, H, cs.data);
   parallel_parts(step_loop_parts(p), [&](int part, int parts) {
+    const RowRange rows = part_rows<T>(layout, H, part, parts);
     const auto block_z = scratch<T>(kMaxBlockRows<T> * G);
     const auto block_tc = scratch<T>(kMaxBlockRows<T> * H);
     const auto block_hm = scratch<T>(recurrent_mask ? kMaxBlockRows<T> * H : 0);
-    forward_over_steps(layout, part, parts, input, out, [&](index_t k, index_t first, index_t count) {
+    forward_over_steps(layout, rows, input, out, [&](index_t k, index_t first, index_t count) {
       const index_t row0 = layout.offset[k] + first;
       // The product goes to a block in cache, not straight to the records: its stores would wait on
       // memory (a tenth of the forward); the gate loop writes the records instead.
@@ -97,8 +98,8 @@ void lstm_steps(const Problem& p, const Input& input, const T* recurrent_kernel,
       }
       for (i = 0; i < count; ++i) out.put(k, first + i, h + i * H);
     });
-    finish_sequences(layout, part, parts, hs, outputs, h_last);
-    finish_sequences<T>(layout, part, parts, cs, nullptr, c_last);
+    finish_sequences(layout, rows, hs, outputs, h_last);
+    finish_sequences<T>(layout, rows, cs, nullptr, c_last);
   });
 }
 

@@ -104,12 +104,12 @@ struct StateArray {
 // such arrays, each sequence's steps as one contiguous piece, through a time-major buffer.
 inline constexpr index_t kStepChunk = kBackwardChunkSteps;
 
-// Calls fn(k, r) for part's rows running at step k0 and each of their real steps in [k0, k1), one
-// sequence after another.
+// Calls fn(k, r) for the rows of `rows` running at step k0 and each of their real steps in [k0, k1),
+// one sequence after another.
 template <class T, class Fn>
-void for_each_sequence_step(const PackedLayout& layout, index_t k0, index_t k1, int part, int parts, const Fn& fn) {
+void for_each_sequence_step(const PackedLayout& layout, index_t k0, index_t k1, RowRange rows, const Fn& fn) {
   if (k0 >= k1) return;
-  for_each_block_below<T>(layout, layout.active[k0], part, parts, [&](index_t first, index_t count) {
+  for_each_block_in<T>(rows, layout.active[k0], [&](index_t first, index_t count) {
     for (index_t r = first; r < first + count; ++r) {
       const index_t end = std::min(k1, layout.length[r]);
       for (index_t k = k0; k < end; ++k) fn(k, r);
@@ -117,20 +117,20 @@ void for_each_sequence_step(const PackedLayout& layout, index_t k0, index_t k1, 
   });
 }
 
-// dst(k, r) = step k of row r of seq (batch, timesteps, width), for part's rows and steps [k0, k1).
+// dst(k, r) = step k of row r of seq (batch, timesteps, width), for `rows` and steps [k0, k1).
 template <class T, class Dst>
-void load_steps(const PackedLayout& layout, const T* seq, index_t width, index_t k0, index_t k1, int part, int parts,
+void load_steps(const PackedLayout& layout, const T* seq, index_t width, index_t k0, index_t k1, RowRange rows,
                 const Dst& dst) {
-  for_each_sequence_step<T>(layout, k0, k1, part, parts, [&](index_t k, index_t r) {
+  for_each_sequence_step<T>(layout, k0, k1, rows, [&](index_t k, index_t r) {
     copy_row(at_step(layout, seq, width, k, r), width, dst(k, r));
   });
 }
 
-// Step k of row r of seq (batch, timesteps, width) = src(k, r), for part's rows and steps [k0, k1).
+// Step k of row r of seq (batch, timesteps, width) = src(k, r), for `rows` and steps [k0, k1).
 template <class T, class Src>
-void store_steps(const PackedLayout& layout, const Src& src, index_t width, index_t k0, index_t k1, int part,
-                 int parts, T* seq) {
-  for_each_sequence_step<T>(layout, k0, k1, part, parts, [&](index_t k, index_t r) {
+void store_steps(const PackedLayout& layout, const Src& src, index_t width, index_t k0, index_t k1, RowRange rows,
+                 T* seq) {
+  for_each_sequence_step<T>(layout, k0, k1, rows, [&](index_t k, index_t r) {
     copy_row(src(k, r), width, at_step(layout, seq, width, k, r));
   });
 }
@@ -166,12 +166,12 @@ class StepOutputs {
   void put(index_t k, index_t r, const T* h) const {
     if (outputs_ && !states_.every_step) copy_row(h, states_.units, chunk_.row(k, r));
   }
-  void store(index_t k0, index_t k1, int part, int parts) const {
+  void store(index_t k0, index_t k1, RowRange rows) const {
     if (outputs_ == nullptr) return;
     const auto src = [&](index_t k, index_t r) -> const T* {
       return states_.every_step ? states_.after(k, r) : chunk_.row(k, r);
     };
-    store_steps<T>(layout_, src, states_.units, k0, k1, part, parts, outputs_);
+    store_steps<T>(layout_, src, states_.units, k0, k1, rows, outputs_);
   }
 
  private:
@@ -181,19 +181,19 @@ class StepOutputs {
   StepChunk<T> chunk_;
 };
 
-// The forward step loop of part's rows: block(k, first, count) for every step and block of running
-// rows, a chunk of steps at a time, the chunk's inputs loaded before (input.load) and its outputs
-// stored after.
+// The forward step loop of a part's rows (part_rows, layout.hpp): block(k, first, count) for every
+// step and block of running rows, a chunk of steps at a time, the chunk's inputs loaded before
+// (input.load) and its outputs stored after.
 template <class T, class Input, class Block>
-void forward_over_steps(const PackedLayout& layout, int part, int parts, const Input& input,
+void forward_over_steps(const PackedLayout& layout, RowRange rows, const Input& input,
                         const StepOutputs<T>& outputs, const Block& block) {
   for (index_t k0 = 0; k0 < layout.steps(); k0 += kStepChunk) {
     const index_t k1 = std::min(layout.steps(), k0 + kStepChunk);
-    input.load(layout, k0, k1, part, parts);
+    input.load(layout, k0, k1, rows);
     for (index_t k = k0; k < k1; ++k) {
-      for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) { block(k, first, count); });
+      for_each_block_in<T>(rows, layout.active[k], [&](index_t first, index_t count) { block(k, first, count); });
     }
-    outputs.store(k0, k1, part, parts);
+    outputs.store(k0, k1, rows);
   }
 }
 
@@ -207,8 +207,8 @@ class StepGradients {
         d_outputs_(d_outputs),
         units_(units),
         chunk_(layout.batch, layout.timesteps, units, d_outputs != nullptr) {}
-  void load(index_t k0, index_t k1, int part, int parts) const {
-    if (d_outputs_) load_steps(layout_, d_outputs_, units_, k0, k1, part, parts, [&](index_t k, index_t r) {
+  void load(index_t k0, index_t k1, RowRange rows) const {
+    if (d_outputs_) load_steps(layout_, d_outputs_, units_, k0, k1, rows, [&](index_t k, index_t r) {
       return chunk_.row(k, r);
     });
   }
@@ -254,15 +254,14 @@ void scale_by_mask(const PackedLayout& layout, const T* mask, index_t units, ind
   }
 }
 
-// After the step loop, for part's rows: the last state (batch, units) of each sequence and, unless
+// After the step loop, for a part's rows: the last state (batch, units) of each sequence and, unless
 // outputs is null, at the padded steps of outputs (batch, timesteps, units) what a masked step gives
 // in Keras: zeros before the first real step, the previous output after the last one.
 template <class T>
-void finish_sequences(const PackedLayout& layout, int part, int parts, const StateArray<T>& states, T* outputs,
-                      T* last) {
+void finish_sequences(const PackedLayout& layout, RowRange rows, const StateArray<T>& states, T* outputs, T* last) {
   const index_t T_ = layout.timesteps;
   const index_t units = states.units;
-  for_each_owned_block<T>(layout, part, parts, [&](index_t first, index_t count) {
+  for_each_block_in<T>(rows, layout.batch, [&](index_t first, index_t count) {
     for (index_t r = first; r < first + count; ++r) {
       const index_t b = layout.order[r];
       const index_t len = layout.length[r];
@@ -312,11 +311,12 @@ void store_initial_state_gradients(const PackedLayout& layout, const T* d_state,
   }
 }
 
-// Zeros the padded timesteps of part's rows in seq (batch, timesteps, width): no gradient reaches them.
+// Zeros the padded timesteps of the rows of `rows` in seq (batch, timesteps, width): no gradient
+// reaches them.
 template <class T>
-void zero_padded_steps(const PackedLayout& layout, int part, int parts, index_t width, T* seq) {
+void zero_padded_steps(const PackedLayout& layout, RowRange rows, index_t width, T* seq) {
   const index_t T_ = layout.timesteps;
-  for_each_owned_block<T>(layout, part, parts, [&](index_t first, index_t count) {
+  for_each_block_in<T>(rows, layout.batch, [&](index_t first, index_t count) {
     for (index_t r = first; r < first + count; ++r) {
       const index_t len = layout.length[r];
       T* row = seq + layout.order[r] * T_ * width;
@@ -350,7 +350,8 @@ struct BiasGradient {
 constexpr index_t kMergedRows = 512;
 
 // The backward step loop the cells share. Steps run from last to first in chunks of
-// kBackwardChunkSteps. In a chunk, each part loads its rows' d_outputs of the chunk, runs
+// kBackwardChunkSteps. In a chunk, each part takes its rows for the chunk (part_rows, layout.hpp: a
+// row's d_state may move between parts at the barrier), loads their d_outputs of the chunk, runs
 // step(k, first, count, d_gates_rows, part) over its blocks of rows, writing those rows' d_gates, and
 // stores what the input's gradient put in its chunk buffer (input.store); then, after a barrier, each
 // part adds the chunk's share of every weight and bias gradient for a fixed range of columns (and
@@ -376,13 +377,14 @@ void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t l
       const index_t begin = std::max<index_t>(0, end - kBackwardChunkSteps);
       T* base = ring + (chunk % 2) * slot;
       const auto gates_of_step = [&](index_t k) { return base + (layout.offset[k] - layout.offset[begin]) * ld_gates; };
-      d_outputs.load(begin, end, part, parts);
+      const RowRange rows = part_rows<T>(layout, p.units, begin, end, part, parts);
+      d_outputs.load(begin, end, rows);
       for (index_t k = end - 1; k >= begin; --k) {
-        for_each_active_block<T>(layout, k, part, parts, [&](index_t first, index_t count) {
+        for_each_block_in<T>(rows, layout.active[k], [&](index_t first, index_t count) {
           step(k, first, count, gates_of_step(k) + first * ld_gates, part);
         });
       }
-      input.store(layout, begin, end, part, parts);
+      input.store(layout, begin, end, rows);
       barrier.arrive_and_wait(parts);  // every row's d_gates of the chunk are written
       for (const auto& w : weights) {
         index_t c0, c1;
@@ -417,7 +419,7 @@ void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t l
         input.chunk_step(layout, k, layout.active[k], gates_of_step(k), ld_gates, part, parts);
       }
     }
-    input.finish(layout, part, parts);
+    input.finish(layout, part_rows<T>(layout, p.units, part, parts));
   });
   input.after(p);
 }

@@ -25,9 +25,10 @@ void simple_rnn_steps(const Problem& p, const Input& input, const T* recurrent_k
   const StepOutputs<T> out(layout, hs, outputs);
   load_initial_states(layout, h0, H, hs.data);
   parallel_parts(step_loop_parts(p), [&](int part, int parts) {
+    const RowRange rows = part_rows<T>(layout, H, part, parts);
     const auto block_z = scratch<T>(kMaxBlockRows<T> * H);
     const auto block_hm = scratch<T>(recurrent_mask ? kMaxBlockRows<T> * H : 0);
-    forward_over_steps(layout, part, parts, input, out, [&](index_t k, index_t first, index_t count) {
+    forward_over_steps(layout, rows, input, out, [&](index_t k, index_t first, index_t count) {
       // the product goes to a block in cache, the loop below writes the states (see lstm.hpp)
       T* z = block_z.get();
       T* hm = training && recurrent_mask ? masked_states + layout.state_row(k - 1, first) * H : block_hm.get();
@@ -44,7 +45,7 @@ void simple_rnn_steps(const Problem& p, const Input& input, const T* recurrent_k
         out.put(k, first + i, h);
       }
     });
-    finish_sequences(layout, part, parts, hs, outputs, h_last);
+    finish_sequences(layout, rows, hs, outputs, h_last);
   });
 }
 
