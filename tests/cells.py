@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+import rnnkit
+from rnnkit import kernels
+
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 CELLS = tuple(GATES)
 
@@ -77,3 +80,34 @@ def numerical_gradient(f, array, eps=1e-6):
         array[index] = keep
         grad[index] = (plus - minus) / (2 * eps)
     return grad
+
+
+def with_each_thread_count(fn, threads=(1, 2, 3, 4)):
+    """[fn(n) for each thread count n], each run with rnnkit set to n threads; the count is restored."""
+    previous = rnnkit.get_num_threads()
+    try:
+        results = []
+        for n in threads:
+            rnnkit.set_num_threads(n)
+            results.append(fn(n))
+        return results
+    finally:
+        rnnkit.set_num_threads(previous)
+
+
+def train_step(cell, p, **options):
+    """The kernels' forward of problem p and its backward from a random loss on outputs and states."""
+    fwd = forward(kernels, cell, p, **options)
+    return fwd, backward(kernels, cell, fwd, *loss_gradients(cell, fwd, "both"))
+
+
+def assert_same_bits(cell, runs):
+    """Every (forward, gradients) pair of runs equals the first, bit for bit: outputs, last states and
+    every gradient."""
+    (first_fwd, first_grads), *rest = runs
+    for fwd, grads in rest:
+        np.testing.assert_array_equal(fwd.outputs, first_fwd.outputs, err_msg=f"{cell} outputs")
+        for name in state_names(cell):
+            np.testing.assert_array_equal(getattr(fwd, name), getattr(first_fwd, name), err_msg=f"{cell} {name}")
+        for name in gradient_names(cell):
+            np.testing.assert_array_equal(getattr(grads, name), getattr(first_grads, name), err_msg=f"{cell} {name}")

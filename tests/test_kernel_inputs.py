@@ -9,7 +9,19 @@ import pytest
 import rnnkit
 from rnnkit import kernels, reference
 
-from cells import CELLS, GATES, backward, forward, gradient_names, loss_gradients, make_problem, state_names
+from cells import (
+    CELLS,
+    GATES,
+    assert_same_bits,
+    backward,
+    forward,
+    gradient_names,
+    loss_gradients,
+    make_problem,
+    state_names,
+    train_step,
+    with_each_thread_count,
+)
 
 
 def call(cell, p, **overrides):
@@ -220,54 +232,35 @@ def test_kernels_release_the_gil_while_they_run():
     assert spins_during_call > 1000
 
 
-def test_results_do_not_depend_on_the_thread_count():
-    previous = rnnkit.get_num_threads()
-    try:
-        for cell in CELLS:
-            p = make_problem(cell, 37, 60, 5, 19, dtype=np.float32, initial_state=True)
-            runs = []
-            for n in (1, 2, 3):
-                rnnkit.set_num_threads(n)
-                fwd = forward(kernels, cell, p)
-                runs.append((fwd, backward(kernels, cell, fwd, *loss_gradients(cell, fwd, "both"))))
-            for fwd, grads in runs[1:]:
-                np.testing.assert_array_equal(fwd.outputs, runs[0][0].outputs)
-                for name in gradient_names(cell):
-                    np.testing.assert_array_equal(getattr(grads, name), getattr(runs[0][1], name), err_msg=name)
-    finally:
-        rnnkit.set_num_threads(previous)
+@pytest.mark.parametrize("cell", CELLS)
+def test_results_do_not_depend_on_the_thread_count(cell):
+    p = make_problem(cell, 37, 60, 5, 19, dtype=np.float32, initial_state=True)
+    assert_same_bits(cell, with_each_thread_count(lambda n: train_step(cell, p), threads=(1, 2, 3)))
 
 
 @pytest.mark.parametrize("lengths", [None, "random"])
-def test_large_batches_match_the_reference_with_the_same_bits_for_any_thread_count(lengths):
+@pytest.mark.parametrize("cell", CELLS)
+def test_large_batches_match_the_reference_with_the_same_bits_for_any_thread_count(cell, lengths):
     """600 rows: each thread runs several blocks of rows per step, and the weight-gradient products
     cover more rows than one block; 1 to 4 threads give the reference's gradients and the same bits."""
     batch, timesteps = 600, 9
-    for cell in CELLS:
-        options = {}
-        if lengths:
-            options = dict(lengths=np.random.default_rng(5).integers(0, timesteps + 1, batch), padding="post")
-        p = make_problem(cell, batch, timesteps, 3, 4, initial_state=True, seed=6)
-        ref = forward(reference, cell, p, **options)
-        d = loss_gradients(cell, ref, "both")
-        ref_grads = backward(reference, cell, ref, *d)
-        single = make_problem(cell, batch, timesteps, 3, 4, dtype=np.float32, initial_state=True, seed=6)
-        previous = rnnkit.get_num_threads()
-        runs = []
-        try:
-            for n in (1, 2, 3, 4):
-                rnnkit.set_num_threads(n)
-                grads = backward(kernels, cell, forward(kernels, cell, p, **options), *d)
-                for name in gradient_names(cell):
-                    np.testing.assert_allclose(getattr(grads, name), getattr(ref_grads, name), rtol=1e-10,
-                                               atol=1e-10, err_msg=f"{cell} {name}, {n} threads")
-                fwd = forward(kernels, cell, single, **options)
-                runs.append(backward(kernels, cell, fwd, *loss_gradients(cell, fwd, "both")))
-        finally:
-            rnnkit.set_num_threads(previous)
-        for grads in runs[1:]:
-            for name in gradient_names(cell):
-                np.testing.assert_array_equal(getattr(grads, name), getattr(runs[0], name), err_msg=f"{cell} {name}")
+    options = {}
+    if lengths:
+        options = dict(lengths=np.random.default_rng(5).integers(0, timesteps + 1, batch), padding="post")
+    p = make_problem(cell, batch, timesteps, 3, 4, initial_state=True, seed=6)
+    ref = forward(reference, cell, p, **options)
+    d = loss_gradients(cell, ref, "both")
+    ref_grads = backward(reference, cell, ref, *d)
+    single = make_problem(cell, batch, timesteps, 3, 4, dtype=np.float32, initial_state=True, seed=6)
+
+    def run(n):
+        grads = backward(kernels, cell, forward(kernels, cell, p, **options), *d)
+        for name in gradient_names(cell):
+            np.testing.assert_allclose(getattr(grads, name), getattr(ref_grads, name), rtol=1e-10,
+                                       atol=1e-10, err_msg=f"{cell} {name}, {n} threads")
+        return train_step(cell, single, **options)
+
+    assert_same_bits(cell, with_each_thread_count(run))
 
 
 def test_set_num_threads_while_other_threads_run_kernels_changes_no_result():

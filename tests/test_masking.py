@@ -5,7 +5,6 @@ import re
 import numpy as np
 import pytest
 
-import rnnkit
 from rnnkit import kernels, reference
 from rnnkit.layers import GRU, LSTM, Bidirectional, Dense, Embedding, Masking, SimpleRNN
 from rnnkit.models import Sequential
@@ -14,6 +13,7 @@ from rnnkit.utils import set_random_seed
 from cells import (
     CELLS,
     assert_close,
+    assert_same_bits,
     backward,
     forward,
     gradient_names,
@@ -21,6 +21,8 @@ from cells import (
     make_problem,
     numerical_gradient,
     state_names,
+    train_step,
+    with_each_thread_count,
 )
 
 LAYERS = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
@@ -349,19 +351,17 @@ def test_lengths_across_many_step_chunks_match_the_reference_for_any_thread_coun
     ref = forward(reference, cell, p, **options)
     d = loss_gradients(cell, ref, "both")
     ref_grads = backward(reference, cell, ref, *d)
-    previous = rnnkit.get_num_threads()
-    try:
-        for threads in (1, 2, 3):
-            rnnkit.set_num_threads(threads)
-            fwd = forward(kernels, cell, p, **options)
-            assert_close(fwd.outputs, ref.outputs, 1e-10, "outputs")
-            inference = forward(kernels, cell, p, save_for_backward=False, **options)
-            np.testing.assert_array_equal(inference.outputs, fwd.outputs)
-            grads = backward(kernels, cell, fwd, *d)
-            for name in gradient_names(cell):
-                assert_close(getattr(grads, name), getattr(ref_grads, name), 1e-10, name)
-    finally:
-        rnnkit.set_num_threads(previous)
+
+    def run(n):
+        fwd = forward(kernels, cell, p, **options)
+        assert_close(fwd.outputs, ref.outputs, 1e-10, f"outputs, {n} threads")
+        inference = forward(kernels, cell, p, save_for_backward=False, **options)
+        np.testing.assert_array_equal(inference.outputs, fwd.outputs)
+        grads = backward(kernels, cell, fwd, *d)
+        for name in gradient_names(cell):
+            assert_close(getattr(grads, name), getattr(ref_grads, name), 1e-10, f"{name}, {n} threads")
+
+    with_each_thread_count(run, threads=(1, 2, 3))
 
 
 @pytest.mark.parametrize("padding", ["pre", "post"])
@@ -380,23 +380,13 @@ def test_thread_borders_at_single_rows_give_the_reference_and_the_same_bits(cell
     d = loss_gradients(cell, ref, "both")
     ref_grads = backward(reference, cell, ref, *d)
     single = make_problem(cell, batch, timesteps, 3, 16, dtype=np.float32, initial_state=True, seed=9)
-    previous = rnnkit.get_num_threads()
-    runs = []
-    try:
-        for threads in (1, 2, 3, 4):
-            rnnkit.set_num_threads(threads)
-            fwd = forward(kernels, cell, p, **options)
-            assert_close(fwd.outputs, ref.outputs, 1e-10, f"outputs, {threads} threads")
-            grads = backward(kernels, cell, fwd, *d)
-            for name in gradient_names(cell):
-                assert_close(getattr(grads, name), getattr(ref_grads, name), 1e-10, f"{name}, {threads} threads")
-            fwd32 = forward(kernels, cell, single, **options)
-            runs.append((fwd32, backward(kernels, cell, fwd32, *loss_gradients(cell, fwd32, "both"))))
-    finally:
-        rnnkit.set_num_threads(previous)
-    for fwd32, grads in runs[1:]:
-        np.testing.assert_array_equal(fwd32.outputs, runs[0][0].outputs)
-        for name in state_names(cell):
-            np.testing.assert_array_equal(getattr(fwd32, name), getattr(runs[0][0], name), err_msg=name)
+
+    def run(n):
+        fwd = forward(kernels, cell, p, **options)
+        assert_close(fwd.outputs, ref.outputs, 1e-10, f"outputs, {n} threads")
+        grads = backward(kernels, cell, fwd, *d)
         for name in gradient_names(cell):
-            np.testing.assert_array_equal(getattr(grads, name), getattr(runs[0][1], name), err_msg=name)
+            assert_close(getattr(grads, name), getattr(ref_grads, name), 1e-10, f"{name}, {n} threads")
+        return train_step(cell, single, **options)
+
+    assert_same_bits(cell, with_each_thread_count(run))
