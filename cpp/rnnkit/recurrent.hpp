@@ -296,8 +296,7 @@ void load_final_state_gradients(const PackedLayout& layout, const T* d_last, con
     const index_t len = layout.length[r];
     if (d_outputs && !layout.pre_padding && len > 0) {
       for (index_t t = len; t < T_; ++t) {
-        const T* g = d_outputs + (layout.order[r] * T_ + t) * units;
-        for (index_t j = 0; j < units; ++j) d[j] += g[j];
+        add_row(d_outputs + (layout.order[r] * T_ + t) * units, units, d);
       }
     }
   }
