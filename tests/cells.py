@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import rnnkit
-from rnnkit import kernels
+from rnnkit import kernels, reference
 
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 CELLS = tuple(GATES)
@@ -99,6 +99,14 @@ def train_step(cell, p, **options):
     """The kernels' forward of problem p and its backward from a random loss on outputs and states."""
     fwd = forward(kernels, cell, p, **options)
     return fwd, backward(kernels, cell, fwd, *loss_gradients(cell, fwd, "both"))
+
+
+def reference_step(cell, p, **options):
+    """The reference's forward of problem p, a random loss's gradients on its outputs and states, and the
+    reference's backward from them: (forward, loss gradients, gradients), for the kernels to match."""
+    ref = forward(reference, cell, p, **options)
+    d = loss_gradients(cell, ref, "both")
+    return ref, d, backward(reference, cell, ref, *d)
 
 
 def assert_same_bits(cell, runs):

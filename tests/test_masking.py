@@ -20,6 +20,7 @@ from cells import (
     loss_gradients,
     make_problem,
     numerical_gradient,
+    reference_step,
     state_names,
     train_step,
     with_each_thread_count,
@@ -348,9 +349,7 @@ def test_lengths_across_many_step_chunks_match_the_reference_for_any_thread_coun
     p = make_problem(cell, 9, 40, 3, 5, initial_state=True, seed=4)
     lengths = [40, 0, 17, 16, 15, 33, 1, 32, 31]
     options = dict(lengths=lengths, padding=padding)
-    ref = forward(reference, cell, p, **options)
-    d = loss_gradients(cell, ref, "both")
-    ref_grads = backward(reference, cell, ref, *d)
+    ref, d, ref_grads = reference_step(cell, p, **options)
 
     def run(n):
         fwd = forward(kernels, cell, p, **options)
@@ -376,9 +375,7 @@ def test_thread_borders_at_single_rows_give_the_reference_and_the_same_bits(cell
     lengths[:3], lengths[3:5] = timesteps, 0
     options = dict(lengths=lengths, padding=padding)
     p = make_problem(cell, batch, timesteps, 3, 8, initial_state=True, seed=9)
-    ref = forward(reference, cell, p, **options)
-    d = loss_gradients(cell, ref, "both")
-    ref_grads = backward(reference, cell, ref, *d)
+    ref, d, ref_grads = reference_step(cell, p, **options)
     single = make_problem(cell, batch, timesteps, 3, 16, dtype=np.float32, initial_state=True, seed=9)
 
     def run(n):
