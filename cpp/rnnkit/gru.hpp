@@ -109,7 +109,7 @@ void gru_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_k
   load_final_state_gradients(layout, d_h, d_outputs, H, d_state.get());
   const StepGradients<T> d_out(layout, d_outputs, H);
   const auto recurrent_blocks = scratch<T>(recurrent_mask ? p.threads * kMaxBlockRows<T> * H : 0);
-  const auto step = [&](index_t k, index_t first, index_t count, T* dz, int part) {
+  const auto step = [&](index_t k, index_t first, index_t count, T* dz, int part, const auto& ahead) {
     const index_t row0 = layout.offset[k] + first;
     d_out.add_to(k, first, count, d_state.get() + first * H);
     for (index_t i = 0; i < count; ++i) {
@@ -118,6 +118,7 @@ void gru_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_k
       const T* h_prev = states + layout.state_row(k - 1, r) * H;
       T* dh = d_state.get() + r * H;  // gradient of h_t in, dh z out
       T* d = dz + i * G;
+      ahead(i, 1);
       RNNKIT_SIMD_LOOP
       for (index_t j = 0; j < H; ++j) {
         const T z = a[j], rg = a[H + j], hh = a[2 * H + j], mh = a[3 * H + j];
@@ -149,7 +150,9 @@ void gru_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_k
   std::vector<WeightGradient<T>> weights{{h_read, true, H, 0, 2 * H, drecurrent_kernel, 3 * H},
                                          {h_read, true, H, 3 * H, H, drecurrent_kernel + 2 * H, 3 * H}};
   std::vector<BiasGradient<T>> biases{{0, 2 * H, db_recurrent}, {3 * H, H, db_recurrent + 2 * H}};
-  backward_over_steps<T>(p, layout, G, weights, biases, dbias, ring, d_out, step, input);  // input bias: dbias[0]
+  const std::vector<StepRecord<T>> records{{gates, G, false}, {states, H, true, -1}};  // what step k reads
+  // the input's bias gradient goes to dbias[0]
+  backward_over_steps<T>(p, layout, G, weights, biases, dbias, ring, records, d_out, step, input);
   store_initial_state_gradients(layout, d_state.get(), H, dh0);
 }
 

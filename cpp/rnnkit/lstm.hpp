@@ -176,7 +176,7 @@ void lstm_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_
   load_final_state_gradients(layout, d_h, d_outputs, H, d_state.get());
   const StepGradients<T> d_out(layout, d_outputs, H);
   load_final_state_gradients<T>(layout, d_c, nullptr, H, d_cell.get());
-  const auto step = [&](index_t k, index_t first, index_t count, T* dz, int /*part*/) {
+  const auto step = [&](index_t k, index_t first, index_t count, T* dz, int /*part*/, const auto& ahead) {
     const index_t row0 = layout.offset[k] + first;
     T* dh = d_state.get() + first * H;
     d_out.add_to(k, first, count, dh);
@@ -187,9 +187,11 @@ void lstm_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_
     T* dc_next = d_cell.get() + first * H;
     index_t i = 0;
     for (; i + 4 <= count; i += 4) {
+      ahead(i, 4);
       lstm_cell_grad_rows<T, 4>(a + i * G, tc + i * H, c_prev + i * H, dh + i * H, dc_next + i * H, dz + i * G, H);
     }
     for (; i < count; ++i) {
+      ahead(i, 1);
       lstm_cell_grad_rows<T, 1>(a + i * G, tc + i * H, c_prev + i * H, dh + i * H, dc_next + i * H, dz + i * G, H);
     }
     gemm(count, H, G, dz, G, 1, recurrent_t.get(), H, d_state.get() + first * H, H, Init::zero);
@@ -200,7 +202,9 @@ void lstm_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_
   const T* h_read = recurrent_mask ? masked_states : states;
   std::vector<WeightGradient<T>> weights{{h_read, true, H, 0, G, drecurrent_kernel, G}};
   std::vector<BiasGradient<T>> biases;
-  backward_over_steps<T>(p, layout, G, weights, biases, dbias, ring, d_out, step, input);
+  // what step k reads: its gates and tanh(c_t), and c_{t-1}
+  const std::vector<StepRecord<T>> records{{gates, G, false}, {tanh_cells, H, false}, {cells, H, true, -1}};
+  backward_over_steps<T>(p, layout, G, weights, biases, dbias, ring, records, d_out, step, input);
   store_initial_state_gradients(layout, d_state.get(), H, dh0);
   store_initial_state_gradients(layout, d_cell.get(), H, dc0);
 }

@@ -83,13 +83,14 @@ void simple_rnn_backward_steps(const Problem& p, InputGrad& input, const T* recu
   const auto recurrent_t = transposed(recurrent_kernel, H, H);
   load_final_state_gradients(layout, d_h, d_outputs, H, d_state.get());
   const StepGradients<T> d_out(layout, d_outputs, H);
-  const auto step = [&](index_t k, index_t first, index_t count, T* dz, int /*part*/) {
+  const auto step = [&](index_t k, index_t first, index_t count, T* dz, int /*part*/, const auto& ahead) {
     d_out.add_to(k, first, count, d_state.get() + first * H);
     for (index_t i = 0; i < count; ++i) {
       const index_t r = first + i;
       const T* h = states + layout.state_row(k, r) * H;
       T* dh = d_state.get() + r * H;
       T* dzi = dz + i * H;
+      ahead(i, 1);
       RNNKIT_SIMD_LOOP
       for (index_t j = 0; j < H; ++j) dzi[j] = dh[j] * (T(1) - h[j] * h[j]);
     }
@@ -100,7 +101,8 @@ void simple_rnn_backward_steps(const Problem& p, InputGrad& input, const T* recu
   const T* h_read = recurrent_mask ? masked_states : states;  // what the recurrent product read
   std::vector<WeightGradient<T>> weights{{h_read, true, H, 0, H, drecurrent_kernel, H}};
   std::vector<BiasGradient<T>> biases;
-  backward_over_steps<T>(p, layout, H, weights, biases, dbias, ring, d_out, step, input);
+  const std::vector<StepRecord<T>> records{{states, H, true, 0}};  // what step k reads: h_t
+  backward_over_steps<T>(p, layout, H, weights, biases, dbias, ring, records, d_out, step, input);
   store_initial_state_gradients(layout, d_state.get(), H, dh0);
 }
 
