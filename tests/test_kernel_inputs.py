@@ -130,9 +130,12 @@ def test_lists_of_floats_are_accepted_as_float64(cell):
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the reference's inf - inf
+@pytest.mark.parametrize(
+    "dtype, tol", [(np.float64, dict(rtol=1e-10, atol=1e-12)), (np.float32, dict(rtol=1e-4, atol=1e-5))]
+)
 @pytest.mark.parametrize("cell", CELLS)
-def test_nan_and_inf_propagate_like_the_reference(cell):
-    p = make_problem(cell, 4, 6, 3, 17)
+def test_nan_and_inf_propagate_like_the_reference(cell, dtype, tol):
+    p = make_problem(cell, 4, 6, 3, 17, dtype=dtype)
     p["x"][1, 2, 0] = np.nan
     p["x"][2, 3, 1] = np.inf
     p["x"][3, 1, 2] = -np.inf
@@ -140,11 +143,11 @@ def test_nan_and_inf_propagate_like_the_reference(cell):
     ref = forward(reference, cell, p)
     assert np.isnan(fwd.outputs[1, 2:]).all()
     assert np.isfinite(fwd.outputs[0]).all()
-    np.testing.assert_allclose(fwd.outputs, ref.outputs, rtol=1e-10, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(fwd.outputs, ref.outputs, equal_nan=True, **tol)
     d = loss_gradients(cell, fwd, "both")
     grads = backward(kernels, cell, fwd, *d)
     ref_grads = backward(reference, cell, ref, *d)
-    np.testing.assert_allclose(grads.dx[0], ref_grads.dx[0], rtol=1e-10, atol=1e-12)  # an untouched sequence
+    np.testing.assert_allclose(grads.dx[0], ref_grads.dx[0], **tol)  # an untouched sequence
     assert np.isnan(grads.dx[1, :3]).any()
 
 
