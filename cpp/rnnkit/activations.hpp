@@ -98,26 +98,54 @@ RNNKIT_ALWAYS_INLINE T expm1_approx(T x) {
   return two_n * expm1_r + (two_n - T(1));
 }
 
-RNNKIT_ALWAYS_INLINE float tanh_rational(float x) {
-  const float ax = std::min(std::fabs(x), kTanhSaturation);  // keeps a NaN
+// c · tanh(s x) = x P(x^2) / Q(x^2) on |s x| <= 9, P and Q of degree 4 in x^2, coefficients from the
+// highest degree down: the fit for tanh (s = c = 1) with the powers of s and c folded in. For s and c
+// powers of two that is exact, so c · tanh(s x) comes out bit for bit as tanh(s x) times c, with two
+// multiplications fewer: for the sigmoid, (1 + tanh(x/2))/2 = 1/2 + c tanh(s x) with s = c = 1/2.
+struct TanhCoefficients {
+  float p[5];
+  float q[5];
+};
+
+constexpr TanhCoefficients scaled_tanh(float s, float c) {
+  constexpr float p[5] = {1.3354602675915948e-08f, 2.060907434342181e-05f, 0.003495589216450175f,
+                          0.1338102711426496f, 0.9999999795975413f};
+  constexpr float q[5] = {7.77654426267545e-07f, 0.00032856354779979465f, 0.025876988039383115f,
+                          0.4671434274285011f, 1.0f};
+  TanhCoefficients out{};
+  float s2 = 1.0f;  // s^(2 i) for the coefficient of x^(2 i), from i = 0 up
+  for (int i = 4; i >= 0; --i) {
+    out.p[i] = p[i] * s2 * s * c;
+    out.q[i] = q[i] * s2;
+    s2 *= s * s;
+  }
+  return out;
+}
+
+inline constexpr TanhCoefficients kTanh = scaled_tanh(1.0f, 1.0f);
+inline constexpr TanhCoefficients kHalfTanhOfHalf = scaled_tanh(0.5f, 0.5f);  // tanh(x/2)/2
+
+// c · tanh(s x), for |x| beyond `bound` = 9/s its limit
+RNNKIT_ALWAYS_INLINE float scaled_tanh_rational(float x, float bound, const TanhCoefficients& k) {
+  const float ax = std::min(std::fabs(x), bound);  // keeps a NaN
   const float u = ax * ax;
-  float p = 1.3354602675915948e-08f;
-  p = p * u + 2.060907434342181e-05f;
-  p = p * u + 0.003495589216450175f;
-  p = p * u + 0.1338102711426496f;
-  p = p * u + 0.9999999795975413f;
-  float q = 7.77654426267545e-07f;
-  q = q * u + 0.00032856354779979465f;
-  q = q * u + 0.025876988039383115f;
-  q = q * u + 0.4671434274285011f;
-  q = q * u + 1.0f;
+  float p = k.p[0];
+  p = p * u + k.p[1];
+  p = p * u + k.p[2];
+  p = p * u + k.p[3];
+  p = p * u + k.p[4];
+  float q = k.q[0];
+  q = q * u + k.q[1];
+  q = q * u + k.q[2];
+  q = q * u + k.q[3];
+  q = q * u + k.q[4];
   return std::copysign(ax * p / q, x);
 }
 
 template <class T>
 RNNKIT_ALWAYS_INLINE T tanh_approx(T x) {
   if constexpr (sizeof(T) == sizeof(float)) {
-    return tanh_rational(x);
+    return scaled_tanh_rational(x, kTanhSaturation, kTanh);
   } else {
     const T e = expm1_approx(T(-2) * std::fabs(x));
     return std::copysign(-e / (T(2) + e), x);
@@ -127,7 +155,7 @@ RNNKIT_ALWAYS_INLINE T tanh_approx(T x) {
 template <class T>
 RNNKIT_ALWAYS_INLINE T sigmoid(T x) {
   if constexpr (sizeof(T) == sizeof(float)) {
-    return 0.5f + 0.5f * tanh_rational(0.5f * x);
+    return 0.5f + scaled_tanh_rational(x, 2.0f * kTanhSaturation, kHalfTanhOfHalf);
   } else {
     return T(1) / (T(2) + expm1_approx(-x));
   }
