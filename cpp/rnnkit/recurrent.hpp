@@ -154,8 +154,8 @@ inline void stream_bytes(const char*, char*) {}
 
 // dst[0..n) = src[0..n) for rows of a caller's array the kernel writes once and does not read back:
 // with non-temporal stores where dst's alignment and n allow, which do not read each line from memory
-// before writing it (as ordinary stores do). That took 3-4% off an LSTM forward and backward (their
-// outputs and dx). fence_streamed_rows() must follow before anything else reads them.
+// before writing it (as ordinary stores do). That took 1.5-2.5% off an LSTM forward and backward
+// (their outputs and dx). fence_streamed_rows() must follow before anything else reads them.
 template <class T>
 inline void stream_row(const T* src, index_t n, T* dst) {
   const index_t bytes = n * static_cast<index_t>(sizeof(T));
