@@ -376,20 +376,9 @@ void zero_padded_steps(const PackedLayout& layout, RowRange rows, index_t width,
   });
 }
 
-// out (source_cols, cols) += source^T · d_gates[:, grad_col : grad_col+cols] over the real steps
-template <class T>
-struct WeightGradient {
-  const T* source;      // x_packed (packed rows) or states
-  bool from_states;     // the rows of step k are the states before step k
-  index_t source_cols;  // features or units
-  index_t grad_col;
-  index_t cols;
-  T* out;
-  index_t ld_out;
-};
-
-// An array the backward step loop reads at each step (a cell's records of the forward): row r of step
-// k is packed row offset[k] + r, or with a state offset s the state row state_row(k + s, r).
+// An array the backward reads step by step (a cell's records of the forward, a weight gradient's
+// source): row r of step k is packed row offset[k] + r, or with a state offset s the state row
+// state_row(k + s, r).
 template <class T>
 struct StepRecord {
   const T* data;
@@ -400,6 +389,21 @@ struct StepRecord {
   const T* at(const PackedLayout& layout, index_t k, index_t r) const {
     return data + (state ? layout.state_row(k + state_offset, r) : layout.offset[k] + r) * width;
   }
+};
+
+// out (source_cols, cols) += source^T · d_gates[:, grad_col : grad_col+cols] over the real steps
+template <class T>
+struct WeightGradient {
+  const T* source;      // x_packed (packed rows) or states
+  bool from_states;     // the rows of step k are the states before step k
+  index_t source_cols;  // features or units
+  index_t grad_col;
+  index_t cols;
+  T* out;
+  index_t ld_out;
+
+  // where the source's rows of step k are
+  StepRecord<T> source_rows() const { return {source, source_cols, from_states, -1}; }
 };
 
 // Asks for src[0..n) in the L2 cache ahead of its use (prefetcht2: not L1, which holds the step's
@@ -474,7 +478,7 @@ void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t l
   for (const auto& w : weights) {
     const auto same = [&](const StepRecord<T>& s) { return s.data == w.source; };
     if (std::any_of(sources.begin(), sources.end(), same)) continue;
-    sources.push_back({w.source, w.source_cols, w.from_states, -1});
+    sources.push_back(w.source_rows());
   }
   for (const auto& w : weights) {
     for (index_t i = 0; i < w.source_cols; ++i) std::fill(w.out + i * w.ld_out, w.out + i * w.ld_out + w.cols, T(0));
@@ -502,17 +506,19 @@ void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t l
         index_t c0, c1;
         column_share<T>(w.cols, part, parts, c0, c1);
         if (c0 >= c1) continue;
-        const auto source_row = [&](index_t k) { return w.from_states ? layout.state_row(k - 1, 0) : layout.offset[k]; };
+        const StepRecord<T> source = w.source_rows();
         // Steps whose source rows follow one another (all of them without lengths) form one product
         // with a longer inner dimension, up to kMergedRows rows, instead of one short product per step:
         // a small batch gains most.
         for (index_t k = begin; k < end;) {
+          const T* a = source.at(layout, k, 0);
           index_t rows = layout.active[k], next = k + 1;
-          while (next < end && rows + layout.active[next] <= kMergedRows && source_row(next) == source_row(k) + rows) {
+          while (next < end && rows + layout.active[next] <= kMergedRows &&
+                 source.at(layout, next, 0) == a + rows * w.source_cols) {
             rows += layout.active[next++];
           }
-          gemm(w.source_cols, c1 - c0, rows, w.source + source_row(k) * w.source_cols, index_t(1), w.source_cols,
-               gates_of_step(k) + w.grad_col + c0, ld_gates, w.out + c0, w.ld_out, Init::load);
+          gemm(w.source_cols, c1 - c0, rows, a, index_t(1), w.source_cols, gates_of_step(k) + w.grad_col + c0,
+               ld_gates, w.out + c0, w.ld_out, Init::load);
           k = next;
         }
       }
