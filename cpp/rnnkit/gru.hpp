@@ -13,6 +13,8 @@
 //   states (B+N,H), and with a recurrent mask masked_states (B+N,H) = h_{t-1} times the mask
 #pragma once
 
+#include <type_traits>
+
 #include "inputs.hpp"
 
 namespace rnnkit {
@@ -44,26 +46,35 @@ void gru_steps(const Problem& p, const Input& input, const T* recurrent_kernel, 
       // reset_after keeps the two products apart: r multiplies only the recurrent one
       input.project(layout, k, first, count, {0, h_in, H, 1, recurrent_kernel, 3 * H}, z, G, 3 * H, 3 * H, bias);
       gemm(count, 3 * H, H, h_in, H, 1, recurrent_kernel, 3 * H, m.get(), 3 * H, Init::row, bias + 3 * H);
-      for (index_t i = 0; i < count; ++i) {
-        const index_t r = first + i;
-        const T* gi = z + i * G;  // x_z x_r x_h
-        T* ai = act + i * G;      // z r hh m_h
-        const T* mi = m.get() + i * 3 * H;
-        const T* h_prev = hs.before(k, r);
-        T* h = hs.after(k, r);
-        RNNKIT_SIMD_LOOP
-        for (index_t j = 0; j < H; ++j) {
-          const T zg = sigmoid(gi[j] + mi[j]);
-          const T rg = sigmoid(gi[H + j] + mi[H + j]);
-          const T hh = tanh_approx(gi[2 * H + j] + rg * mi[2 * H + j]);
-          ai[j] = zg;
-          ai[H + j] = rg;
-          ai[2 * H + j] = hh;
-          ai[3 * H + j] = mi[2 * H + j];
-          const T hj = zg * h_prev[j] + (T(1) - zg) * hh;
-          h[j] = hj;
+      // the records (training) are what the backward reads; inference skips their stores (lstm.hpp)
+      const auto gate_rows = [&](auto records) {
+        for (index_t i = 0; i < count; ++i) {
+          const index_t r = first + i;
+          const T* gi = z + i * G;  // x_z x_r x_h
+          T* ai = act + i * G;      // z r hh m_h
+          const T* mi = m.get() + i * 3 * H;
+          const T* h_prev = hs.before(k, r);
+          T* h = hs.after(k, r);
+          RNNKIT_SIMD_LOOP
+          for (index_t j = 0; j < H; ++j) {
+            const T zg = sigmoid(gi[j] + mi[j]);
+            const T rg = sigmoid(gi[H + j] + mi[H + j]);
+            const T hh = tanh_approx(gi[2 * H + j] + rg * mi[2 * H + j]);
+            if constexpr (decltype(records)::value) {
+              ai[j] = zg;
+              ai[H + j] = rg;
+              ai[2 * H + j] = hh;
+              ai[3 * H + j] = mi[2 * H + j];
+            }
+            h[j] = zg * h_prev[j] + (T(1) - zg) * hh;
+          }
+          out.put(k, r, h);
         }
-        out.put(k, r, h);
+      };
+      if (training) {
+        gate_rows(std::true_type{});
+      } else {
+        gate_rows(std::false_type{});
       }
     });
     finish_sequences(layout, rows, hs, outputs, h_last);

@@ -18,9 +18,10 @@
 namespace rnnkit {
 namespace RNNKIT_ISA {
 
-// The gate arithmetic of element j of one row: from the products z (4H), the activations i f g o go to
-// a (4H, may be z), the new cell state to c and tc = tanh(c), the new state to h.
-template <class T>
+// The gate arithmetic of element j of one row: from the products z (4H), the new cell state goes to c
+// and the new state to h, and with Records (training) the activations i f g o to a (4H) and tanh(c) to
+// tc, which the backward reads. Inference skips those stores: they took 7% of its gate loop.
+template <class T, bool Records>
 RNNKIT_ALWAYS_INLINE void lstm_cell(const T* z, T* a, const T* c_prev, T* c, T* tc, T* h, index_t H, index_t j) {
   const T ig = sigmoid(z[j]);
   const T fg = sigmoid(z[H + j]);
@@ -28,30 +29,45 @@ RNNKIT_ALWAYS_INLINE void lstm_cell(const T* z, T* a, const T* c_prev, T* c, T* 
   const T og = sigmoid(z[3 * H + j]);
   const T cj = fg * c_prev[j] + ig * gg;
   const T tcj = tanh_approx(cj);
-  a[j] = ig;
-  a[H + j] = fg;
-  a[2 * H + j] = gg;
-  a[3 * H + j] = og;
+  if constexpr (Records) {
+    a[j] = ig;
+    a[H + j] = fg;
+    a[2 * H + j] = gg;
+    a[3 * H + j] = og;
+    tc[j] = tcj;
+  }
   c[j] = cj;
-  tc[j] = tcj;
   h[j] = og * tcj;
 }
 
 // The gate arithmetic of R = 1 or 4 consecutive rows in one loop: a row is a chain of dependent
 // operations (gates, then c, then tanh(c)), and four independent chains keep the vector units busy
 // where one would wait on each result. Rows follow one another in z, a (ld 4H) and c_prev, c, tc, h (ld H).
-template <class T, int R>
+template <class T, int R, bool Records>
 inline void lstm_cell_rows(const T* z, T* a, const T* c_prev, T* c, T* tc, T* h, index_t H) {
   static_assert(R == 1 || R == 4, "one row or four");
   const index_t G = 4 * H;
   RNNKIT_SIMD_LOOP
   for (index_t j = 0; j < H; ++j) {
-    lstm_cell(z, a, c_prev, c, tc, h, H, j);
+    lstm_cell<T, Records>(z, a, c_prev, c, tc, h, H, j);
     if constexpr (R == 4) {
-      lstm_cell(z + G, a + G, c_prev + H, c + H, tc + H, h + H, H, j);
-      lstm_cell(z + 2 * G, a + 2 * G, c_prev + 2 * H, c + 2 * H, tc + 2 * H, h + 2 * H, H, j);
-      lstm_cell(z + 3 * G, a + 3 * G, c_prev + 3 * H, c + 3 * H, tc + 3 * H, h + 3 * H, H, j);
+      lstm_cell<T, Records>(z + G, a + G, c_prev + H, c + H, tc + H, h + H, H, j);
+      lstm_cell<T, Records>(z + 2 * G, a + 2 * G, c_prev + 2 * H, c + 2 * H, tc + 2 * H, h + 2 * H, H, j);
+      lstm_cell<T, Records>(z + 3 * G, a + 3 * G, c_prev + 3 * H, c + 3 * H, tc + 3 * H, h + 3 * H, H, j);
     }
+  }
+}
+
+// The gate arithmetic of a block's `count` rows, four at a time.
+template <class T, bool Records>
+void lstm_cells(const T* z, T* a, const T* c_prev, T* c, T* tc, T* h, index_t H, index_t count) {
+  const index_t G = 4 * H;
+  index_t i = 0;
+  for (; i + 4 <= count; i += 4) {
+    lstm_cell_rows<T, 4, Records>(z + i * G, a + i * G, c_prev + i * H, c + i * H, tc + i * H, h + i * H, H);
+  }
+  for (; i < count; ++i) {
+    lstm_cell_rows<T, 1, Records>(z + i * G, a + i * G, c_prev + i * H, c + i * H, tc + i * H, h + i * H, H);
   }
 }
 
@@ -73,15 +89,12 @@ void lstm_steps(const Problem& p, const Input& input, const T* recurrent_kernel,
   parallel_parts(step_loop_parts(p), [&](int part, int parts) {
     const RowRange rows = part_rows<T>(layout, H, part, parts);
     const auto block_z = scratch<T>(kMaxBlockRows<T> * G);
-    const auto block_tc = scratch<T>(kMaxBlockRows<T> * H);
     const auto block_hm = scratch<T>(recurrent_mask ? kMaxBlockRows<T> * H : 0);
     forward_over_steps(layout, rows, input, out, [&](index_t k, index_t first, index_t count) {
       const index_t row0 = layout.offset[k] + first;
       // The product goes to a block in cache, not straight to the records: its stores would wait on
       // memory (a tenth of the forward); the gate loop writes the records instead.
       T* z = block_z.get();
-      T* act = training ? gates + row0 * G : z;
-      T* tc = training ? tanh_cells + row0 * H : block_tc.get();
       T* hm = training && recurrent_mask ? masked_states + layout.state_row(k - 1, first) * H : block_hm.get();
       const T* h_in = recurrent_input(layout, hs, k, first, count, recurrent_mask, hm);
       input.project(layout, k, first, count, {H, h_in, H, 1, recurrent_kernel, G}, z, G, G, G, bias);
@@ -89,14 +102,12 @@ void lstm_steps(const Problem& p, const Input& input, const T* recurrent_kernel,
       const T* c_prev = cs.before(k, first);
       T* c = cs.after(k, first);
       T* h = hs.after(k, first);
-      index_t i = 0;
-      for (; i + 4 <= count; i += 4) {
-        lstm_cell_rows<T, 4>(z + i * G, act + i * G, c_prev + i * H, c + i * H, tc + i * H, h + i * H, H);
+      if (training) {
+        lstm_cells<T, true>(z, gates + row0 * G, c_prev, c, tanh_cells + row0 * H, h, H, count);
+      } else {
+        lstm_cells<T, false>(z, z, c_prev, c, c, h, H, count);  // no records: a and tc unused
       }
-      for (; i < count; ++i) {
-        lstm_cell_rows<T, 1>(z + i * G, act + i * G, c_prev + i * H, c + i * H, tc + i * H, h + i * H, H);
-      }
-      for (i = 0; i < count; ++i) out.put(k, first + i, h + i * H);
+      for (index_t i = 0; i < count; ++i) out.put(k, first + i, h + i * H);
     });
     finish_sequences(layout, rows, hs, outputs, h_last);
     finish_sequences<T>(layout, rows, cs, nullptr, c_last);
