@@ -344,8 +344,9 @@ def test_masked_stacked_model_trains_and_ignores_leading_padding():
 @pytest.mark.parametrize("padding", ["pre", "post"])
 @pytest.mark.parametrize("cell", CELLS)
 def test_lengths_across_many_step_chunks_match_the_reference_for_any_thread_count(cell, padding):
-    """The kernels move x, outputs, d_outputs and dx 16 steps at a time: sequences ending inside a
-    chunk, on its border and in the first step, with every thread count, inference and training."""
+    """The backward runs 16 steps at a time, and the step loops ask for x and d_outputs two steps
+    ahead: sequences ending inside a chunk, on its border, in the first step and one or two steps
+    before another, with every thread count, inference and training."""
     p = make_problem(cell, 9, 40, 3, 5, initial_state=True, seed=4)
     lengths = [40, 0, 17, 16, 15, 33, 1, 32, 31]
     options = dict(lengths=lengths, padding=padding)

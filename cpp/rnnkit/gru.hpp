@@ -29,14 +29,14 @@ void gru_steps(const Problem& p, const Input& input, const T* recurrent_kernel, 
   const bool training = gates != nullptr;
   const auto own_h = training ? nullptr : scratch<T>(p.batch * H);
   const StateArray<T> hs{training ? states : own_h.get(), H, layout, training};
-  const StepOutputs<T> out(layout, hs, outputs);
+  const StepOutputs<T> out(layout, H, outputs);
   load_initial_states(layout, h0, H, hs.data);
   parallel_parts(step_loop_parts(p), [&](int part, int parts) {
     const RowRange rows = part_rows<T>(layout, H, part, parts);
     const auto block_z = scratch<T>(kMaxBlockRows<T> * G);
     const auto m = scratch<T>(kMaxBlockRows<T> * 3 * H);  // h_{t-1} · recurrent_kernel + bias[1] of one block
     const auto block_hm = scratch<T>(recurrent_mask ? kMaxBlockRows<T> * H : 0);
-    forward_over_steps(layout, rows, input, out, [&](index_t k, index_t first, index_t count) {
+    forward_over_steps<T>(layout, rows, [&](index_t k, index_t first, index_t count) {
       const index_t row0 = layout.offset[k] + first;
       // the products go to blocks in cache, the gate loop writes the records (see lstm.hpp)
       T* z = block_z.get();

@@ -29,34 +29,45 @@ class DenseInput {
   DenseInput(const Problem& p, const T* x, const T* kernel, T* packed)
       : x_(x),
         features_(p.features),
+        timesteps_(p.timesteps),
         kernel_(kernel),
         packed_(packed),
-        chunk_(p.batch, p.timesteps, p.features, !packed) {}
-
-  // x at steps [k0, k1) of the rows of `part`, to packed or (inference) to a chunk buffer.
-  void load(const PackedLayout& layout, index_t k0, index_t k1, RowRange part) const {
-    load_steps(layout, x_, features_, k0, k1, part, [&](index_t k, index_t r) { return rows(layout, k, r); });
-  }
+        direct_(p.lengths == nullptr),
+        gathered_(scratch<T>(packed || direct_ ? 0 : p.batch * p.features)) {}
 
   // z (count, cols) = x_t · kernel[:, :cols] + bias [+ h_{t-1} · U], for rows first .. first+count-1
-  // at step k.
+  // at step k. x_t of a step is one short row of each sequence, timesteps·features apart in x. Without
+  // lengths the product reads them there (and training streams them into packed for the backward);
+  // with lengths, which reorder the rows, it reads a copy where they follow one another, in packed
+  // (training) or a buffer of a row per sequence. The rows of two steps later are asked for now.
   void project(const PackedLayout& layout, index_t k, index_t first, index_t count, const Factor<T>& recurrent, T* z,
                index_t ldz, index_t cols, index_t ld_kernel, const T* bias) const {
-    const Factor<T> input{features_, rows(layout, k, first), features_, 1, kernel_, ld_kernel};
-    gemm2<T>(count, cols, input, recurrent, z, ldz, Init::row, bias);
+    const index_t F = features_;
+    if (k + 2 < layout.steps()) {
+      const index_t end = std::min(first + count, layout.active[k + 2]);
+      for (index_t r = first; r < end; ++r) prefetch_to_l2(at_step(layout, x_, F, k + 2, r), F);
+    }
+    const T* a = at_step(layout, x_, F, k, first);
+    index_t a_rs = timesteps_ * F;
+    if (direct_ && packed_) {
+      T* rows = packed_ + (layout.offset[k] + first) * F;
+      for (index_t i = 0; i < count; ++i) stream_row(a + i * a_rs, F, rows + i * F);
+    } else if (!direct_) {
+      T* rows = packed_ ? packed_ + (layout.offset[k] + first) * F : gathered_.get() + first * F;
+      for (index_t i = 0; i < count; ++i) copy_row(at_step(layout, x_, F, k, first + i), F, rows + i * F);
+      a = rows;
+      a_rs = F;
+    }
+    gemm2<T>(count, cols, {F, a, a_rs, 1, kernel_, ld_kernel}, recurrent, z, ldz, Init::row, bias);
   }
 
  private:
-  // x at step k of row r, where load put it; the rows of one step follow one another
-  T* rows(const PackedLayout& layout, index_t k, index_t r) const {
-    return packed_ ? packed_ + (layout.offset[k] + r) * features_ : chunk_.row(k, r);
-  }
-
   const T* x_;  // (B,T,F)
-  index_t features_;
+  index_t features_, timesteps_;
   const T* kernel_;  // (F, cols)
   T* packed_;
-  StepChunk<T> chunk_;
+  bool direct_;          // no lengths: the rows of a step are timesteps·features apart in x
+  Scratch<T> gathered_;  // (B,F): inference with lengths
 };
 
 // The distinct ids among ids[0..n), ascending, and each one's place among them (its slot).
@@ -126,10 +137,16 @@ struct TokenInput {
       });
     }
   }
-  void load(const PackedLayout&, index_t, index_t, RowRange) const {}
 
   void project(const PackedLayout& layout, index_t k, index_t first, index_t count, const Factor<T>& recurrent, T* z,
                index_t ldz, index_t cols, index_t /*ld_kernel*/, const T* /*bias*/) const {
+    // the table is larger than the L2 cache: the rows two steps later are asked for now
+    if (k + 2 < layout.steps()) {
+      const index_t end = std::min(first + count, layout.active[k + 2]);
+      for (index_t r = first; r < end; ++r) {
+        prefetch_to_l2(table + distinct.slot(*at_step(layout, ids, 1, k + 2, r)) * cols, cols);
+      }
+    }
     for (index_t i = 0; i < count; ++i) {
       const std::int32_t id = *at_step(layout, ids, 1, k, first + i);
       copy_row(table + distinct.slot(id) * cols, cols, z + i * ldz);
@@ -142,28 +159,29 @@ struct TokenInput {
   }
 };
 
-// The gradient side of DenseInput: dx (B,T,F) per block of a step, through a chunk buffer (store), and
-// x^T · dz for dkernel among the weight gradients, over the first `cols` columns of the step's d_gates.
+// The gradient side of DenseInput: dx (B,T,F) per block of a step, computed into a buffer of a row per
+// sequence and streamed out from there, and x^T · dz for dkernel among the weight gradients, over the
+// first `cols` columns of the step's d_gates.
 template <class T>
 class DenseInputGrad {
  public:
   DenseInputGrad(const Problem& p, const T* x_packed, const T* kernel, index_t cols, T* dx, T* dkernel)
-      : x_packed_(x_packed),
+      : layout_(p),
+        x_packed_(x_packed),
         features_(p.features),
         cols_(cols),
         kernel_t_(transposed(kernel, p.features, cols)),
-        dx_chunk_(p.batch, p.timesteps, p.features, true),
+        dx_rows_(scratch<T>(p.batch * p.features)),
         dx_(dx),
         dkernel_(dkernel) {}
 
   // dx of rows first .. first+count-1 at step k from their d_gates dz (count, ldz)
   void step(index_t k, index_t first, index_t count, const T* dz, index_t ldz) const {
-    gemm(count, features_, cols_, dz, ldz, 1, kernel_t_.get(), features_, dx_chunk_.row(k, first), features_,
-         Init::zero);
-  }
-  // dx at steps [k0, k1) of `rows`, from the chunk buffer where step() put it
-  void store(const PackedLayout& layout, index_t k0, index_t k1, RowRange rows) const {
-    store_steps(layout, [&](index_t k, index_t r) { return dx_chunk_.row(k, r); }, features_, k0, k1, rows, dx_);
+    T* rows = dx_rows_.get() + first * features_;
+    gemm(count, features_, cols_, dz, ldz, 1, kernel_t_.get(), features_, rows, features_, Init::zero);
+    for (index_t i = 0; i < count; ++i) {
+      stream_row(rows + i * features_, features_, at_step(layout_, dx_, features_, k, first + i));
+    }
   }
   void add_gradients(std::vector<WeightGradient<T>>& weights, std::vector<BiasGradient<T>>& biases,
                      T* dbias) const {
@@ -177,10 +195,11 @@ class DenseInputGrad {
   void after(const Problem&) const {}
 
  private:
+  const PackedLayout layout_;
   const T* x_packed_;
   index_t features_, cols_;
   Scratch<T> kernel_t_;
-  StepChunk<T> dx_chunk_;
+  Scratch<T> dx_rows_;  // (B,F)
   T* dx_;
   T* dkernel_;
 };
@@ -209,7 +228,6 @@ class TokenInputGrad {
   }
 
   void step(index_t, index_t, index_t, const T*, index_t) const {}
-  void store(const PackedLayout&, index_t, index_t, RowRange) const {}
   void add_gradients(std::vector<WeightGradient<T>>&, std::vector<BiasGradient<T>>&, T* dbias) {
     dbias_ = dbias;
   }
@@ -220,7 +238,9 @@ class TokenInputGrad {
     index_t c0, c1;
     column_share<T>(cols_, part, parts, c0, c1);
     const std::int32_t* ids = ids_ + layout.offset[k];
+    constexpr index_t kAhead = 8;  // rows: d_table is larger than the L2 cache
     for (index_t r = 0; r < n; ++r) {
+      if (r + kAhead < n) prefetch_to_l2(d_table_ + distinct_.slot(ids[r + kAhead]) * cols_ + c0, c1 - c0);
       T* dst = d_table_ + distinct_.slot(ids[r]) * cols_;
       const T* src = g + r * ldg;
       RNNKIT_SIMD_LOOP

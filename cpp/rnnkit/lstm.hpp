@@ -83,14 +83,14 @@ void lstm_steps(const Problem& p, const Input& input, const T* recurrent_kernel,
   const auto own_c = training ? nullptr : scratch<T>(p.batch * H);
   const StateArray<T> hs{training ? states : own_h.get(), H, layout, training};
   const StateArray<T> cs{training ? cells : own_c.get(), H, layout, training};
-  const StepOutputs<T> out(layout, hs, outputs);
+  const StepOutputs<T> out(layout, H, outputs);
   load_initial_states(layout, h0, H, hs.data);
   load_initial_states(layout, c0, H, cs.data);
   parallel_parts(step_loop_parts(p), [&](int part, int parts) {
     const RowRange rows = part_rows<T>(layout, H, part, parts);
     const auto block_z = scratch<T>(kMaxBlockRows<T> * G);
     const auto block_hm = scratch<T>(recurrent_mask ? kMaxBlockRows<T> * H : 0);
-    forward_over_steps(layout, rows, input, out, [&](index_t k, index_t first, index_t count) {
+    forward_over_steps<T>(layout, rows, [&](index_t k, index_t first, index_t count) {
       const index_t row0 = layout.offset[k] + first;
       // The product goes to a block in cache, not straight to the records: its stores would wait on
       // memory (a tenth of the forward); the gate loop writes the records instead.

@@ -102,33 +102,26 @@ struct StateArray {
   const T* last(index_t r) const { return data + (every_step ? layout.final_state_row(r) : r) * units; }
 };
 
-// A step touches one short row of each sequence of a caller's (batch, timesteps, width) array,
-// timesteps·width elements apart: as many streams as rows, more than the caches and the hardware
-// prefetchers keep up with (software prefetching did not help either; reading d_outputs that way cost
-// an LSTM backward a tenth of its time). So the step loops exchange kStepChunk steps at a time with
-// such arrays, each sequence's steps as one contiguous piece, through a time-major buffer.
-inline constexpr index_t kStepChunk = kBackwardChunkSteps;
+// A step touches one short row of each sequence of a caller's (batch, timesteps, width) arrays (x,
+// outputs, d_outputs, dx), timesteps·width elements apart. The step loops read and write those rows
+// where they are: a read asks for the rows of two steps later (prefetch_to_l2), so that they have
+// arrived by then, and a write goes out with a non-temporal store (stream_row). That ran LSTM inference
+// 7% faster than moving a chunk of 16 steps at a time through a time-major buffer, which stalled on
+// memory at every chunk.
 
-// Calls fn(k, r) for the rows of `rows` running at step k0 and each of their real steps in [k0, k1),
-// one sequence after another.
-template <class T, class Fn>
-void for_each_sequence_step(const PackedLayout& layout, index_t k0, index_t k1, RowRange rows, const Fn& fn) {
-  if (k0 >= k1) return;
-  for_each_block_in<T>(rows, layout.active[k0], [&](index_t first, index_t count) {
-    for (index_t r = first; r < first + count; ++r) {
-      const index_t end = std::min(k1, layout.length[r]);
-      for (index_t k = k0; k < end; ++k) fn(k, r);
-    }
-  });
-}
-
-// dst(k, r) = step k of row r of seq (batch, timesteps, width), for `rows` and steps [k0, k1).
-template <class T, class Dst>
-void load_steps(const PackedLayout& layout, const T* seq, index_t width, index_t k0, index_t k1, RowRange rows,
-                const Dst& dst) {
-  for_each_sequence_step<T>(layout, k0, k1, rows, [&](index_t k, index_t r) {
-    copy_row(at_step(layout, seq, width, k, r), width, dst(k, r));
-  });
+// Asks for src[0..n) in the L2 cache ahead of its use (prefetcht2: not L1, which holds the step's
+// working set). Inlined into its caller on purpose: GCC deems a function that only prefetches free of
+// effects and drops calls to it.
+template <class T>
+RNNKIT_ALWAYS_INLINE void prefetch_to_l2(const T* src, index_t n) {
+#if defined(__GNUC__)
+  const char* bytes = reinterpret_cast<const char*>(src);
+  const index_t size = n * static_cast<index_t>(sizeof(T));
+  for (index_t b = 0; b < size; b += 64) __builtin_prefetch(bytes + b, 0, 1);
+#else
+  (void)src;
+  (void)n;
+#endif
 }
 
 // The widest non-temporal store this build has, as bytes: kStreamBytes at a time, aligned to as many.
@@ -176,103 +169,53 @@ inline void fence_streamed_rows() {
 #endif
 }
 
-// Step k of row r of seq (batch, timesteps, width) = src(k, r), for `rows` and steps [k0, k1).
-template <class T, class Src>
-void store_steps(const PackedLayout& layout, const Src& src, index_t width, index_t k0, index_t k1, RowRange rows,
-                 T* seq) {
-  for_each_sequence_step<T>(layout, k0, k1, rows, [&](index_t k, index_t r) {
-    stream_row(src(k, r), width, at_step(layout, seq, width, k, r));
-  });
-  fence_streamed_rows();
-}
-
-// The time-major buffer (kStepChunk, batch, width) of one chunk of steps, or fewer steps when the
-// sequences have fewer. Rows are placed by step modulo kStepChunk, so the parts, each at its own chunk,
-// share it without meeting; the rows of one step follow one another.
-template <class T>
-class StepChunk {
- public:
-  StepChunk(index_t batch, index_t timesteps, index_t width, bool used)
-      : batch_(batch),
-        width_(width),
-        buffer_(scratch<T>(used ? std::min(kStepChunk, timesteps) * batch * width : 0)) {}
-  T* row(index_t k, index_t r) const { return buffer_.get() + ((k % kStepChunk) * batch_ + r) * width_; }
-
- private:
-  index_t batch_, width_;
-  Scratch<T> buffer_;
-};
-
-// The outputs (batch, timesteps, units) of a forward step loop, or null. Training keeps every state in
-// the packed layout, where a chunk's outputs are read from; inference keeps only the latest state, so
-// each step puts its outputs into a chunk buffer.
+// The outputs (batch, timesteps, units) of a forward step loop, or null: each step puts its states
+// into the caller's array.
 template <class T>
 class StepOutputs {
  public:
-  StepOutputs(const PackedLayout& layout, const StateArray<T>& states, T* outputs)
-      : layout_(layout),
-        states_(states),
-        outputs_(outputs),
-        chunk_(layout.batch, layout.timesteps, states.units, outputs != nullptr && !states.every_step) {}
+  StepOutputs(const PackedLayout& layout, index_t units, T* outputs)
+      : layout_(layout), units_(units), outputs_(outputs) {}
   void put(index_t k, index_t r, const T* h) const {
-    if (outputs_ && !states_.every_step) copy_row(h, states_.units, chunk_.row(k, r));
-  }
-  void store(index_t k0, index_t k1, RowRange rows) const {
-    if (outputs_ == nullptr) return;
-    const auto src = [&](index_t k, index_t r) -> const T* {
-      return states_.every_step ? states_.after(k, r) : chunk_.row(k, r);
-    };
-    store_steps<T>(layout_, src, states_.units, k0, k1, rows, outputs_);
+    if (outputs_) stream_row(h, units_, at_step(layout_, outputs_, units_, k, r));
   }
 
  private:
   const PackedLayout& layout_;
-  const StateArray<T>& states_;
+  index_t units_;
   T* outputs_;
-  StepChunk<T> chunk_;
 };
 
 // The forward step loop of a part's rows (part_rows, layout.hpp): block(k, first, count) for every
-// step and block of running rows, a chunk of steps at a time, the chunk's inputs loaded before
-// (input.load) and its outputs stored after.
-template <class T, class Input, class Block>
-void forward_over_steps(const PackedLayout& layout, RowRange rows, const Input& input,
-                        const StepOutputs<T>& outputs, const Block& block) {
-  for (index_t k0 = 0; k0 < layout.steps(); k0 += kStepChunk) {
-    const index_t k1 = std::min(layout.steps(), k0 + kStepChunk);
-    input.load(layout, k0, k1, rows);
-    for (index_t k = k0; k < k1; ++k) {
-      for_each_block_in<T>(rows, layout.active[k], [&](index_t first, index_t count) { block(k, first, count); });
-    }
-    outputs.store(k0, k1, rows);
+// step and block of running rows.
+template <class T, class Block>
+void forward_over_steps(const PackedLayout& layout, RowRange rows, const Block& block) {
+  for (index_t k = 0; k < layout.steps(); ++k) {
+    for_each_block_in<T>(rows, layout.active[k], [&](index_t first, index_t count) { block(k, first, count); });
   }
+  fence_streamed_rows();  // the outputs (and packed inputs) went out with non-temporal stores
 }
 
-// d_outputs (batch, timesteps, units) or null, for the backward step loop: a chunk is loaded before
-// its steps run, and each step adds its row to the state gradient.
+// d_outputs (batch, timesteps, units) or null, for the backward step loop: each step adds its rows to
+// the state gradient, straight from the caller's array, and asks for the rows of two steps earlier.
 template <class T>
 class StepGradients {
  public:
   StepGradients(const PackedLayout& layout, const T* d_outputs, index_t units)
-      : layout_(layout),
-        d_outputs_(d_outputs),
-        units_(units),
-        chunk_(layout.batch, layout.timesteps, units, d_outputs != nullptr) {}
-  void load(index_t k0, index_t k1, RowRange rows) const {
-    if (d_outputs_) load_steps(layout_, d_outputs_, units_, k0, k1, rows, [&](index_t k, index_t r) {
-      return chunk_.row(k, r);
-    });
-  }
+      : layout_(layout), d_outputs_(d_outputs), units_(units) {}
   // dh (count, units) += d_outputs at step k of rows first .. first+count-1
   void add_to(index_t k, index_t first, index_t count, T* dh) const {
-    if (d_outputs_) add_row(chunk_.row(k, first), count * units_, dh);
+    if (d_outputs_ == nullptr) return;
+    for (index_t i = 0; i < count; ++i) {
+      if (k >= 2) prefetch_to_l2(at_step(layout_, d_outputs_, units_, k - 2, first + i), units_);
+      add_row(at_step(layout_, d_outputs_, units_, k, first + i), units_, dh + i * units_);
+    }
   }
 
  private:
   const PackedLayout& layout_;
   const T* d_outputs_;
   index_t units_;
-  StepChunk<T> chunk_;
 };
 
 // h_{t-1} of rows first .. first+count-1 as the recurrent product reads it: the states themselves, or,
@@ -406,21 +349,6 @@ struct WeightGradient {
   StepRecord<T> source_rows() const { return {source, source_cols, from_states, -1}; }
 };
 
-// Asks for src[0..n) in the L2 cache ahead of its use (prefetcht2: not L1, which holds the step's
-// working set). Inlined into its caller on purpose: GCC deems a function that only prefetches free of
-// effects and drops calls to it.
-template <class T>
-RNNKIT_ALWAYS_INLINE void prefetch_to_l2(const T* src, index_t n) {
-#if defined(__GNUC__)
-  const char* bytes = reinterpret_cast<const char*>(src);
-  const index_t size = n * static_cast<index_t>(sizeof(T));
-  for (index_t b = 0; b < size; b += 64) __builtin_prefetch(bytes + b, 0, 1);
-#else
-  (void)src;
-  (void)n;
-#endif
-}
-
 // out (cols) += d_gates[:, grad_col : grad_col+cols] over the real steps
 template <class T>
 struct BiasGradient {
@@ -451,14 +379,12 @@ struct StepLookahead {
 
 // The backward step loop the cells share. Steps run from last to first in chunks of
 // kBackwardChunkSteps. In a chunk, each part takes its rows for the chunk (part_rows, layout.hpp: a
-// row's d_state may move between parts at the barrier), loads their d_outputs of the chunk, runs
-// step(k, first, count, d_gates_rows, part, ahead) over its blocks of rows, writing those rows' d_gates
-// and calling ahead(i, n) as it goes through them (see below), and
-// stores what the input's gradient put in its chunk buffer (input.store); then, after a barrier, each
-// part adds the chunk's share of every weight and bias gradient for a fixed range of columns (and
-// calls input.chunk_step for each step), while the chunk's d_gates are still in cache. ring holds two
-// chunks of d_gates (backward_ring_size), all the memory this takes; the sums run over the steps in the
-// same order for any number of parts. `input` (inputs.hpp) adds its own weight and bias gradients to
+// row's d_state may move between parts at the barrier) and runs step(k, first, count, d_gates_rows,
+// part, ahead) over its blocks of rows, writing those rows' d_gates and calling ahead(i, n) as it goes
+// through them (see below); then, after a barrier, each part adds the chunk's share of every weight
+// and bias gradient for a fixed range of columns (and calls input.chunk_step for each step), while the
+// chunk's d_gates are still in cache. ring holds two chunks of d_gates (backward_ring_size), all the
+// memory this takes; the sums run over the steps in the same order for any number of parts. `input` (inputs.hpp) adds its own weight and bias gradients to
 // the cell's (input.add_gradients), and its last passes run at the end (input.finish per part, then
 // input.after).
 //
@@ -493,14 +419,13 @@ void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t l
       T* base = ring + (chunk % 2) * slot;
       const auto gates_of_step = [&](index_t k) { return base + (layout.offset[k] - layout.offset[begin]) * ld_gates; };
       const RowRange rows = part_rows<T>(layout, p.units, begin, end, part, parts);
-      d_outputs.load(begin, end, rows);
       for (index_t k = end - 1; k >= begin; --k) {
         for_each_block_in<T>(rows, layout.active[k], [&](index_t first, index_t count) {
           const StepLookahead<T> ahead{layout, sources, records, k, first};
           step(k, first, count, gates_of_step(k) + first * ld_gates, part, ahead);
         });
       }
-      input.store(layout, begin, end, rows);
+      fence_streamed_rows();  // what the input's gradient wrote (dx)
       barrier.arrive_and_wait(parts);  // every row's d_gates of the chunk are written
       for (const auto& w : weights) {
         index_t c0, c1;

@@ -22,13 +22,13 @@ void simple_rnn_steps(const Problem& p, const Input& input, const T* recurrent_k
   const bool training = states != nullptr;
   const auto own_h = training ? nullptr : scratch<T>(p.batch * H);
   const StateArray<T> hs{training ? states : own_h.get(), H, layout, training};
-  const StepOutputs<T> out(layout, hs, outputs);
+  const StepOutputs<T> out(layout, H, outputs);
   load_initial_states(layout, h0, H, hs.data);
   parallel_parts(step_loop_parts(p), [&](int part, int parts) {
     const RowRange rows = part_rows<T>(layout, H, part, parts);
     const auto block_z = scratch<T>(kMaxBlockRows<T> * H);
     const auto block_hm = scratch<T>(recurrent_mask ? kMaxBlockRows<T> * H : 0);
-    forward_over_steps(layout, rows, input, out, [&](index_t k, index_t first, index_t count) {
+    forward_over_steps<T>(layout, rows, [&](index_t k, index_t first, index_t count) {
       // the product goes to a block in cache, the loop below writes the states (see lstm.hpp)
       T* z = block_z.get();
       T* hm = training && recurrent_mask ? masked_states + layout.state_row(k - 1, first) * H : block_hm.get();
