@@ -154,7 +154,7 @@ void gru_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_k
       scale_by_mask(layout, recurrent_mask, H, first, count, through);
       for (index_t i = 0; i < count; ++i) add_row(through + i * H, H, dh + i * H);
     }
-    input.step(k, first, count, dz, G);
+    input.step(layout, k, first, count, dz, G);
   };
   T* db_recurrent = dbias + 3 * H;
   const T* h_read = recurrent_mask ? masked_states : states;  // what the recurrent product read

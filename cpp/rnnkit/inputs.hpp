@@ -39,13 +39,12 @@ class DenseInput {
   // at step k. x_t of a step is one short row of each sequence, timesteps·features apart in x. Without
   // lengths the product reads them there (and training streams them into packed for the backward);
   // with lengths, which reorder the rows, it reads a copy where they follow one another, in packed
-  // (training) or a buffer of a row per sequence. The rows of two steps later are asked for now.
+  // (training) or a buffer of a row per sequence. The rows kStepsAhead steps later are asked for now.
   void project(const PackedLayout& layout, index_t k, index_t first, index_t count, const Factor<T>& recurrent, T* z,
                index_t ldz, index_t cols, index_t ld_kernel, const T* bias) const {
     const index_t F = features_;
-    if (k + 2 < layout.steps()) {
-      const index_t end = std::min(first + count, layout.active[k + 2]);
-      for (index_t r = first; r < end; ++r) prefetch_to_l2(at_step(layout, x_, F, k + 2, r), F);
+    for (index_t r = first, end = end_of_rows_ahead(layout, k, first, count); r < end; ++r) {
+      prefetch_to_l2(at_step(layout, x_, F, k + kStepsAhead, r), F);
     }
     const T* a = at_step(layout, x_, F, k, first);
     index_t a_rs = timesteps_ * F;
@@ -140,12 +139,9 @@ struct TokenInput {
 
   void project(const PackedLayout& layout, index_t k, index_t first, index_t count, const Factor<T>& recurrent, T* z,
                index_t ldz, index_t cols, index_t /*ld_kernel*/, const T* /*bias*/) const {
-    // the table is larger than the L2 cache: the rows two steps later are asked for now
-    if (k + 2 < layout.steps()) {
-      const index_t end = std::min(first + count, layout.active[k + 2]);
-      for (index_t r = first; r < end; ++r) {
-        prefetch_to_l2(table + distinct.slot(*at_step(layout, ids, 1, k + 2, r)) * cols, cols);
-      }
+    // the table is larger than the L2 cache: the rows kStepsAhead steps later are asked for now
+    for (index_t r = first, end = end_of_rows_ahead(layout, k, first, count); r < end; ++r) {
+      prefetch_to_l2(table + distinct.slot(*at_step(layout, ids, 1, k + kStepsAhead, r)) * cols, cols);
     }
     for (index_t i = 0; i < count; ++i) {
       const std::int32_t id = *at_step(layout, ids, 1, k, first + i);
@@ -166,8 +162,7 @@ template <class T>
 class DenseInputGrad {
  public:
   DenseInputGrad(const Problem& p, const T* x_packed, const T* kernel, index_t cols, T* dx, T* dkernel)
-      : layout_(p),
-        x_packed_(x_packed),
+      : x_packed_(x_packed),
         features_(p.features),
         cols_(cols),
         kernel_t_(transposed(kernel, p.features, cols)),
@@ -176,11 +171,11 @@ class DenseInputGrad {
         dkernel_(dkernel) {}
 
   // dx of rows first .. first+count-1 at step k from their d_gates dz (count, ldz)
-  void step(index_t k, index_t first, index_t count, const T* dz, index_t ldz) const {
+  void step(const PackedLayout& layout, index_t k, index_t first, index_t count, const T* dz, index_t ldz) const {
     T* rows = dx_rows_.get() + first * features_;
     gemm(count, features_, cols_, dz, ldz, 1, kernel_t_.get(), features_, rows, features_, Init::zero);
     for (index_t i = 0; i < count; ++i) {
-      stream_row(rows + i * features_, features_, at_step(layout_, dx_, features_, k, first + i));
+      stream_row(rows + i * features_, features_, at_step(layout, dx_, features_, k, first + i));
     }
   }
   void add_gradients(std::vector<WeightGradient<T>>& weights, std::vector<BiasGradient<T>>& biases,
@@ -195,7 +190,6 @@ class DenseInputGrad {
   void after(const Problem&) const {}
 
  private:
-  const PackedLayout layout_;
   const T* x_packed_;
   index_t features_, cols_;
   Scratch<T> kernel_t_;
@@ -227,7 +221,7 @@ class TokenInputGrad {
     std::fill(d_table_, d_table_ + distinct_.size() * cols_, T(0));
   }
 
-  void step(index_t, index_t, index_t, const T*, index_t) const {}
+  void step(const PackedLayout&, index_t, index_t, index_t, const T*, index_t) const {}
   void add_gradients(std::vector<WeightGradient<T>>&, std::vector<BiasGradient<T>>&, T* dbias) {
     dbias_ = dbias;
   }

@@ -207,7 +207,7 @@ void lstm_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_
     }
     gemm(count, H, G, dz, G, 1, recurrent_t.get(), H, d_state.get() + first * H, H, Init::zero);
     scale_by_mask(layout, recurrent_mask, H, first, count, d_state.get() + first * H);
-    input.step(k, first, count, dz, G);
+    input.step(layout, k, first, count, dz, G);
   };
   // the recurrent product read h_{t-1} times the mask: its weight gradient does too
   const T* h_read = recurrent_mask ? masked_states : states;

@@ -96,7 +96,7 @@ void simple_rnn_backward_steps(const Problem& p, InputGrad& input, const T* recu
     }
     gemm(count, H, H, dz, H, 1, recurrent_t.get(), H, d_state.get() + first * H, H, Init::zero);
     scale_by_mask(layout, recurrent_mask, H, first, count, d_state.get() + first * H);
-    input.step(k, first, count, dz, H);
+    input.step(layout, k, first, count, dz, H);
   };
   const T* h_read = recurrent_mask ? masked_states : states;  // what the recurrent product read
   std::vector<WeightGradient<T>> weights{{h_read, true, H, 0, H, drecurrent_kernel, H}};
