@@ -163,7 +163,7 @@ void gru_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_k
   std::vector<BiasGradient<T>> biases{{0, 2 * H, db_recurrent}, {3 * H, H, db_recurrent + 2 * H}};
   const std::vector<StepRecord<T>> records{{gates, G, false}, {states, H, true, -1}};  // what step k reads
   // the input's bias gradient goes to dbias[0]
-  backward_over_steps<T>(p, layout, G, weights, biases, dbias, ring, records, d_out, step, input);
+  backward_over_steps<T>(p, layout, G, weights, biases, dbias, ring, records, step, input);
   store_initial_state_gradients(layout, d_state.get(), H, dh0);
 }
 

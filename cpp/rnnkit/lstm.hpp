@@ -215,7 +215,7 @@ void lstm_backward_steps(const Problem& p, InputGrad& input, const T* recurrent_
   std::vector<BiasGradient<T>> biases;
   // what step k reads: its gates and tanh(c_t), and c_{t-1}
   const std::vector<StepRecord<T>> records{{gates, G, false}, {tanh_cells, H, false}, {cells, H, true, -1}};
-  backward_over_steps<T>(p, layout, G, weights, biases, dbias, ring, records, d_out, step, input);
+  backward_over_steps<T>(p, layout, G, weights, biases, dbias, ring, records, step, input);
   store_initial_state_gradients(layout, d_state.get(), H, dh0);
   store_initial_state_gradients(layout, d_cell.get(), H, dc0);
 }

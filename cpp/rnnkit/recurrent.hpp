@@ -406,8 +406,8 @@ struct StepLookahead {
 template <class T, class Step, class InputGrad>
 void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t ld_gates,
                          std::vector<WeightGradient<T>> weights, std::vector<BiasGradient<T>> biases, T* dbias,
-                         T* ring, const std::vector<StepRecord<T>>& records, const StepGradients<T>& d_outputs,
-                         const Step& step, InputGrad& input) {
+                         T* ring, const std::vector<StepRecord<T>>& records, const Step& step,
+                         InputGrad& input) {
   input.add_gradients(weights, biases, dbias);
   std::vector<StepRecord<T>> sources;  // each distinct source of the weight gradients, once
   for (const auto& w : weights) {

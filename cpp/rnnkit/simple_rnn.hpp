@@ -102,7 +102,7 @@ void simple_rnn_backward_steps(const Problem& p, InputGrad& input, const T* recu
   std::vector<WeightGradient<T>> weights{{h_read, true, H, 0, H, drecurrent_kernel, H}};
   std::vector<BiasGradient<T>> biases;
   const std::vector<StepRecord<T>> records{{states, H, true, 0}};  // what step k reads: h_t
-  backward_over_steps<T>(p, layout, H, weights, biases, dbias, ring, records, d_out, step, input);
+  backward_over_steps<T>(p, layout, H, weights, biases, dbias, ring, records, step, input);
   store_initial_state_gradients(layout, d_state.get(), H, dh0);
 }
 
