@@ -20,14 +20,24 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+# NumPy's OpenBLAS keeps its worker threads spinning for a while after each product (the reference's
+# many small ones): beside rnnkit's threads on this 2-core machine they made the LSTM training step
+# about 50% slower. So this process runs BLAS on one thread (set before NumPy loads it), and the
+# matmul peak, which needs every thread, is measured in a child process (--matmul-peak) that keeps the
+# caller's setting.
+BLAS_THREADS_OF_CALLER = os.environ.get("OPENBLAS_NUM_THREADS")
+if "--matmul-peak" not in sys.argv:
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
-import rnnkit
-from rnnkit import kernels, reference
+import numpy as np  # noqa: E402
+
+import rnnkit  # noqa: E402
+from rnnkit import kernels, reference  # noqa: E402
 
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 TORCH_CLASS = {"simple_rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
@@ -87,6 +97,17 @@ def matmul_peak_gflops():
     a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
     seconds = median_seconds(lambda: a @ a, 7)
     return 2 * 2048**3 / seconds / 1e9
+
+
+def matmul_peak_in_child():
+    """matmul_peak_gflops() in a child process with BLAS threads as the caller had them."""
+    env = dict(os.environ)
+    del env["OPENBLAS_NUM_THREADS"]
+    if BLAS_THREADS_OF_CALLER is not None:
+        env["OPENBLAS_NUM_THREADS"] = BLAS_THREADS_OF_CALLER
+    child = subprocess.run([sys.executable, __file__, "--matmul-peak"], env=env, check=True, capture_output=True,
+                           text=True)
+    return float(child.stdout)
 
 
 def layer_flops(cell, batch, timesteps, features, units):
@@ -195,7 +216,7 @@ def run(args):
         import torch
 
         torch.set_num_threads(rnnkit.get_num_threads())
-    peak = matmul_peak_gflops()
+    peak = matmul_peak_in_child()
     info = rnnkit.build_info()
     print(f"rnnkit {info['version']} ({info['simd']} kernels, {info['threads']} threads); "
           f"NumPy matmul peak {peak:.0f} GFLOP/s; PyTorch {torch_version or 'not installed'}", flush=True)
@@ -287,7 +308,11 @@ def main():
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) NumPy reference")
     parser.add_argument("--out", default="bench/results", help="directory for kernels.json and kernels.md")
+    parser.add_argument("--matmul-peak", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.matmul_peak:
+        print(matmul_peak_gflops())
+        return
     result = run(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
