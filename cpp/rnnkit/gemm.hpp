@@ -146,12 +146,11 @@ __attribute__((noinline)) void gemm_vector_tile(const Factor<T>& f1, const Facto
 }
 #endif
 
-// All rows of one column panel NV vectors wide (NV = 0: `width` < lanes columns): full MR tiles, then
-// one shorter tile for the remaining rows.
+// All rows of one column panel `width` columns wide, NV vectors (NV = 0: width < lanes): full MR tiles,
+// then one shorter tile for the remaining rows.
 template <class T, int NV, int MR, bool RowMajor>
 inline void gemm_panel(index_t m, const Factor<T>& f1, const Factor<T>& f2, T* c, index_t ldc, Init init,
                        const T* row, int width) {
-  if constexpr (NV > 0) width = NV * TileShape<T>::lanes;
   index_t i = 0;
   for (; i + MR <= m; i += MR) {
 #ifdef RNNKIT_HAVE_VECTOR_TILES
@@ -182,14 +181,15 @@ void gemm2_panels(index_t m, index_t n, const Factor<T>& f1, const Factor<T>& f2
   if constexpr (RowMajor && S::wide_nv > 0) {
     for (; j + S::wide_nv * L <= n; j += S::wide_nv * L) {
       gemm_panel<T, S::wide_nv, S::wide_mr, RowMajor>(m, f1.shifted(0, j), f2.shifted(0, j), c + j, ldc, init,
-                                                      row ? row + j : row, 0);
+                                                      row ? row + j : row, S::wide_nv * L);
     }
   }
-  for (; j + 2 * L <= n; j += 2 * L) {
-    gemm_panel<T, 2, S::mr, RowMajor>(m, f1.shifted(0, j), f2.shifted(0, j), c + j, ldc, init, row ? row + j : row, 0);
+  for (; j + S::nr <= n; j += S::nr) {
+    gemm_panel<T, S::nr / L, S::mr, RowMajor>(m, f1.shifted(0, j), f2.shifted(0, j), c + j, ldc, init,
+                                              row ? row + j : row, S::nr);
   }
   for (; j + L <= n; j += L) {
-    gemm_panel<T, 1, S::mr, RowMajor>(m, f1.shifted(0, j), f2.shifted(0, j), c + j, ldc, init, row ? row + j : row, 0);
+    gemm_panel<T, 1, S::mr, RowMajor>(m, f1.shifted(0, j), f2.shifted(0, j), c + j, ldc, init, row ? row + j : row, L);
   }
   if (j < n) {
     gemm_panel<T, 0, S::mr, RowMajor>(m, f1.shifted(0, j), f2.shifted(0, j), c + j, ldc, init, row ? row + j : row,
@@ -222,7 +222,8 @@ extern RNNKIT_GEMM2(float);
 extern RNNKIT_GEMM2(double);
 
 // Columns [begin, end) of an n-column product that thread `part` of `parts` owns. Boundaries fall on
-// NR-wide panels, so the tiling of every column is the same for any number of threads.
+// NR-wide panels, so that each part's columns start a whole panel; the results do not depend on where
+// they fall (see the top of this file).
 template <class T>
 inline void column_share(index_t n, int part, int parts, index_t& begin, index_t& end) {
   constexpr index_t NR = TileShape<T>::nr;
