@@ -364,6 +364,32 @@ def test_lengths_across_many_step_chunks_match_the_reference_for_any_thread_coun
     with_each_thread_count(run, threads=(1, 2, 3))
 
 
+@pytest.mark.parametrize("padding", [None, "pre", "post"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_weight_gradients_summed_over_row_slices_give_the_reference_and_the_same_bits(cell, padding):
+    """From 64 rows on, the backward sums each weight and bias gradient over two fixed slices of the
+    rows (those each of two threads runs; with lengths, re-split every 16 steps) and adds the slices
+    up at the end; with three or four threads, a slice's columns are split among its threads. Every
+    thread count gives the reference's gradients and, in float32, the same bits."""
+    batch, timesteps = 70, 40
+    options = {}
+    if padding:
+        lengths = np.random.default_rng(11).integers(0, timesteps + 1, batch)
+        lengths[:3], lengths[3:5] = timesteps, 0
+        options = dict(lengths=lengths, padding=padding)
+    p = make_problem(cell, batch, timesteps, 3, 8, initial_state=True, seed=12)
+    ref, d, ref_grads = reference_step(cell, p, **options)
+    single = make_problem(cell, batch, timesteps, 3, 16, dtype=np.float32, initial_state=True, seed=12)
+
+    def run(n):
+        grads = backward(kernels, cell, forward(kernels, cell, p, **options), *d)
+        for name in gradient_names(cell):
+            assert_close(getattr(grads, name), getattr(ref_grads, name), 1e-10, f"{name}, {n} threads")
+        return train_step(cell, single, **options)
+
+    assert_same_bits(cell, with_each_thread_count(run))
+
+
 @pytest.mark.parametrize("padding", ["pre", "post"])
 @pytest.mark.parametrize("cell", CELLS)
 def test_thread_borders_at_single_rows_give_the_reference_and_the_same_bits(cell, padding):
