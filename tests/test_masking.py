@@ -390,6 +390,42 @@ def test_weight_gradients_summed_over_row_slices_give_the_reference_and_the_same
     assert_same_bits(cell, with_each_thread_count(run))
 
 
+@pytest.mark.parametrize("padding", [None, "post"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_token_gradients_summed_over_row_slices_match_the_dense_path_with_the_same_bits(cell, padding):
+    """The token path sums the d_gates of each id into a table per slice of the rows and adds the
+    tables up after the loop: its gradients are those of the dense path fed the looked-up rows, with
+    dembeddings their dx summed by id, and the same bits for 1 to 4 threads."""
+    batch, timesteps, vocabulary = 70, 40, 25
+    rng = np.random.default_rng(13)
+    table = rng.standard_normal((vocabulary, 3))
+    ids = rng.integers(0, vocabulary, (batch, timesteps))
+    options = {}
+    if padding:
+        lengths = rng.integers(0, timesteps + 1, batch)
+        lengths[:3], lengths[3:5] = timesteps, 0
+        options = dict(lengths=lengths, padding=padding)
+    p = make_problem(cell, batch, timesteps, 3, 8, initial_state=True, seed=14)
+
+    def run(n):
+        tokens = forward(kernels, cell, dict(p, x=ids), embeddings=table, **options)
+        d = loss_gradients(cell, tokens, "both")
+        grads = backward(kernels, cell, tokens, *d)
+        dense = backward(kernels, cell, forward(kernels, cell, dict(p, x=table[ids]), **options), *d)
+        for name in gradient_names(cell)[1:]:
+            assert_close(getattr(grads, name), getattr(dense, name), 1e-10, f"{name}, {n} threads")
+        by_id = np.zeros_like(table)
+        np.add.at(by_id, ids, dense.dx)
+        assert_close(grads.dembeddings, by_id, 1e-10, f"dembeddings, {n} threads")
+        single = dict(p, x=ids, **{k: v.astype(np.float32) for k, v in p.items() if k != "x"})
+        fwd32 = forward(kernels, cell, single, embeddings=table.astype(np.float32), **options)
+        return backward(kernels, cell, fwd32, *loss_gradients(cell, fwd32, "both")).dembeddings
+
+    runs = with_each_thread_count(run)
+    for n, dembeddings in zip((2, 3, 4), runs[1:]):
+        np.testing.assert_array_equal(dembeddings, runs[0], err_msg=f"dembeddings, {n} threads")
+
+
 @pytest.mark.parametrize("padding", ["pre", "post"])
 @pytest.mark.parametrize("cell", CELLS)
 def test_thread_borders_at_single_rows_give_the_reference_and_the_same_bits(cell, padding):

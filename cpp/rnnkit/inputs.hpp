@@ -183,7 +183,7 @@ class DenseInputGrad {
     weights.push_back({x_packed_, false, features_, 0, cols_, dkernel_, cols_});
     biases.push_back({0, cols_, dbias});
   }
-  void chunk_step(const PackedLayout&, index_t, index_t, const T*, index_t, int, int) const {}
+  void chunk_step(const PackedLayout&, index_t, RowRange, const T*, index_t, int, int, int) const {}
   void finish(const PackedLayout& layout, RowRange rows) const {
     zero_padded_steps<T>(layout, rows, features_, dx_);
   }
@@ -216,26 +216,31 @@ class TokenInputGrad {
         features_(p.features),
         cols_(cols),
         d_table_(d_table),
+        slices_(weight_slices(p.batch)),
+        slice_tables_(scratch<T>((slices_ - 1) * distinct_.size() * cols)),
         dembeddings_(dembeddings),
         dkernel_(dkernel) {
     std::fill(d_table_, d_table_ + distinct_.size() * cols_, T(0));
+    std::fill(slice_tables_.get(), slice_tables_.get() + (slices_ - 1) * distinct_.size() * cols_, T(0));
   }
 
   void step(const PackedLayout&, index_t, index_t, index_t, const T*, index_t) const {}
   void add_gradients(std::vector<WeightGradient<T>>&, std::vector<BiasGradient<T>>&, T* dbias) {
     dbias_ = dbias;
   }
-  // Adds step k's d_gates (n rows) into d_table, for part's share of the columns: the rows of each
-  // token in the same order for any number of parts.
-  void chunk_step(const PackedLayout& layout, index_t k, index_t n, const T* g, index_t ldg, int part,
-                  int parts) const {
+  // Adds the d_gates of step k's rows `rows` of a weight slice (g: the step's row 0) into the slice's
+  // d_table, for a share of the columns: the rows of each token in the same order for any number of
+  // parts. The slices' tables are added up in slice order in after().
+  void chunk_step(const PackedLayout& layout, index_t k, RowRange rows, const T* g, index_t ldg, int slice,
+                  int column_part, int column_parts) const {
     index_t c0, c1;
-    column_share<T>(cols_, part, parts, c0, c1);
+    column_share<T>(cols_, column_part, column_parts, c0, c1);
+    T* table = slice == 0 ? d_table_ : slice_tables_.get() + (slice - 1) * distinct_.size() * cols_;
     const std::int32_t* ids = ids_ + layout.offset[k];
     constexpr index_t kAhead = 8;  // rows: d_table is larger than the L2 cache
-    for (index_t r = 0; r < n; ++r) {
-      if (r + kAhead < n) prefetch_to_l2(d_table_ + distinct_.slot(ids[r + kAhead]) * cols_ + c0, c1 - c0);
-      T* dst = d_table_ + distinct_.slot(ids[r]) * cols_;
+    for (index_t r = rows.begin; r < rows.end; ++r) {
+      if (r + kAhead < rows.end) prefetch_to_l2(table + distinct_.slot(ids[r + kAhead]) * cols_ + c0, c1 - c0);
+      T* dst = table + distinct_.slot(ids[r]) * cols_;
       const T* src = g + r * ldg;
       RNNKIT_SIMD_LOOP
       for (index_t j = c0; j < c1; ++j) dst[j] += src[j];
@@ -244,6 +249,16 @@ class TokenInputGrad {
   void finish(const PackedLayout&, RowRange) const {}
   void after(const Problem& p) const {
     const index_t F = features_, U = distinct_.size();
+    if (slices_ > 1) {
+      parallel_parts(p.threads, [&](int part, int parts) {
+        index_t begin, end;
+        even_share(U, part, parts, begin, end);
+        for (int s = 1; s < slices_; ++s) {
+          const T* table = slice_tables_.get() + (s - 1) * U * cols_;
+          for (index_t r = begin; r < end; ++r) add_row(table + r * cols_, cols_, d_table_ + r * cols_);
+        }
+      });
+    }
     const auto kernel_t = transposed(kernel_, F, cols_);
     const auto rows = gather_rows(p, distinct_, embeddings_);
     std::fill(dembeddings_, dembeddings_ + vocabulary_ * F, T(0));
@@ -279,6 +294,8 @@ class TokenInputGrad {
   const T* kernel_;
   index_t features_, cols_;
   T* d_table_;
+  int slices_;
+  Scratch<T> slice_tables_;  // slices 1..: (distinct ids, cols) each
   T* dembeddings_;
   T* dkernel_;
   T* dbias_ = nullptr;

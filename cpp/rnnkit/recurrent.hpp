@@ -452,7 +452,7 @@ struct StepLookahead {
 // row's d_state may move between parts at the barrier) and runs step(k, first, count, d_gates_rows,
 // part, ahead) over its blocks of rows, writing those rows' d_gates and calling ahead(i, n) as it goes
 // through them (see below); then, after a barrier, each part adds the chunk's rows of its slices (see
-// kWeightSlices) to every weight and bias gradient (and calls input.chunk_step for each step), while
+// kWeightSlices) to every weight and bias gradient (and calls input.chunk_step with them), while
 // the chunk's d_gates are still in cache. ring holds two chunks of d_gates (backward_ring_size), all
 // the memory this takes; the sums run over the steps in the same order for any number of parts. `input`
 // (inputs.hpp) adds its own weight and bias gradients to the cell's (input.add_gradients), and its last
@@ -538,9 +538,10 @@ void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t l
           }
           at += b.cols;
         }
-      }
-      for (index_t k = begin; k < end; ++k) {
-        input.chunk_step(layout, k, layout.active[k], gates_of_step(k), ld_gates, part, parts);
+        for (index_t k = begin; k < end; ++k) {
+          const RowRange running{slice.begin, std::min(slice.end, layout.active[k])};
+          input.chunk_step(layout, k, running, gates_of_step(k), ld_gates, s, share.column_part, share.column_parts);
+        }
       }
     }
     if (slices > 1) {
