@@ -364,6 +364,31 @@ def test_lengths_across_many_step_chunks_match_the_reference_for_any_thread_coun
     with_each_thread_count(run, threads=(1, 2, 3))
 
 
+def lengths_with_edges(seed, batch, timesteps):
+    """Random lengths in [0, timesteps] with the first three rows full and the next two empty."""
+    lengths = np.random.default_rng(seed).integers(0, timesteps + 1, batch)
+    lengths[:3], lengths[3:5] = timesteps, 0
+    return lengths
+
+
+def assert_reference_and_same_bits(cell, batch, timesteps, options, seed):
+    """For 1 to 4 threads: outputs and gradients as the reference's (float64, 8 units), and in float32
+    (16 units) the same bits for every thread count."""
+    p = make_problem(cell, batch, timesteps, 3, 8, initial_state=True, seed=seed)
+    ref, d, ref_grads = reference_step(cell, p, **options)
+    single = make_problem(cell, batch, timesteps, 3, 16, dtype=np.float32, initial_state=True, seed=seed)
+
+    def run(n):
+        fwd = forward(kernels, cell, p, **options)
+        assert_close(fwd.outputs, ref.outputs, 1e-10, f"outputs, {n} threads")
+        grads = backward(kernels, cell, fwd, *d)
+        for name in gradient_names(cell):
+            assert_close(getattr(grads, name), getattr(ref_grads, name), 1e-10, f"{name}, {n} threads")
+        return train_step(cell, single, **options)
+
+    assert_same_bits(cell, with_each_thread_count(run))
+
+
 @pytest.mark.parametrize("padding", [None, "pre", "post"])
 @pytest.mark.parametrize("cell", CELLS)
 def test_weight_gradients_summed_over_row_slices_give_the_reference_and_the_same_bits(cell, padding):
@@ -372,22 +397,8 @@ def test_weight_gradients_summed_over_row_slices_give_the_reference_and_the_same
     up at the end; with three or four threads, a slice's columns are split among its threads. Every
     thread count gives the reference's gradients and, in float32, the same bits."""
     batch, timesteps = 70, 40
-    options = {}
-    if padding:
-        lengths = np.random.default_rng(11).integers(0, timesteps + 1, batch)
-        lengths[:3], lengths[3:5] = timesteps, 0
-        options = dict(lengths=lengths, padding=padding)
-    p = make_problem(cell, batch, timesteps, 3, 8, initial_state=True, seed=12)
-    ref, d, ref_grads = reference_step(cell, p, **options)
-    single = make_problem(cell, batch, timesteps, 3, 16, dtype=np.float32, initial_state=True, seed=12)
-
-    def run(n):
-        grads = backward(kernels, cell, forward(kernels, cell, p, **options), *d)
-        for name in gradient_names(cell):
-            assert_close(getattr(grads, name), getattr(ref_grads, name), 1e-10, f"{name}, {n} threads")
-        return train_step(cell, single, **options)
-
-    assert_same_bits(cell, with_each_thread_count(run))
+    options = dict(lengths=lengths_with_edges(11, batch, timesteps), padding=padding) if padding else {}
+    assert_reference_and_same_bits(cell, batch, timesteps, options, seed=12)
 
 
 @pytest.mark.parametrize("padding", [None, "post"])
@@ -400,11 +411,7 @@ def test_token_gradients_summed_over_row_slices_match_the_dense_path_with_the_sa
     rng = np.random.default_rng(13)
     table = rng.standard_normal((vocabulary, 3))
     ids = rng.integers(0, vocabulary, (batch, timesteps))
-    options = {}
-    if padding:
-        lengths = rng.integers(0, timesteps + 1, batch)
-        lengths[:3], lengths[3:5] = timesteps, 0
-        options = dict(lengths=lengths, padding=padding)
+    options = dict(lengths=lengths_with_edges(15, batch, timesteps), padding=padding) if padding else {}
     p = make_problem(cell, batch, timesteps, 3, 8, initial_state=True, seed=14)
 
     def run(n):
@@ -434,19 +441,5 @@ def test_thread_borders_at_single_rows_give_the_reference_and_the_same_bits(cell
     cache line, so a border may fall after any row: every split gives the reference's results, and
     float32 gives the same bits for 1 to 4 threads."""
     batch, timesteps = 45, 70
-    lengths = np.random.default_rng(8).integers(0, timesteps + 1, batch)
-    lengths[:3], lengths[3:5] = timesteps, 0
-    options = dict(lengths=lengths, padding=padding)
-    p = make_problem(cell, batch, timesteps, 3, 8, initial_state=True, seed=9)
-    ref, d, ref_grads = reference_step(cell, p, **options)
-    single = make_problem(cell, batch, timesteps, 3, 16, dtype=np.float32, initial_state=True, seed=9)
-
-    def run(n):
-        fwd = forward(kernels, cell, p, **options)
-        assert_close(fwd.outputs, ref.outputs, 1e-10, f"outputs, {n} threads")
-        grads = backward(kernels, cell, fwd, *d)
-        for name in gradient_names(cell):
-            assert_close(getattr(grads, name), getattr(ref_grads, name), 1e-10, f"{name}, {n} threads")
-        return train_step(cell, single, **options)
-
-    assert_same_bits(cell, with_each_thread_count(run))
+    options = dict(lengths=lengths_with_edges(8, batch, timesteps), padding=padding)
+    assert_reference_and_same_bits(cell, batch, timesteps, options, seed=9)

@@ -224,6 +224,11 @@ class TokenInputGrad {
     std::fill(slice_tables_.get(), slice_tables_.get() + (slices_ - 1) * distinct_.size() * cols_, T(0));
   }
 
+  // The d_table weight slice s sums into: d_table itself for slice 0.
+  T* table_of(int slice) const {
+    return slice == 0 ? d_table_ : slice_tables_.get() + (slice - 1) * distinct_.size() * cols_;
+  }
+
   void step(const PackedLayout&, index_t, index_t, index_t, const T*, index_t) const {}
   void add_gradients(std::vector<WeightGradient<T>>&, std::vector<BiasGradient<T>>&, T* dbias) {
     dbias_ = dbias;
@@ -235,7 +240,7 @@ class TokenInputGrad {
                   int column_part, int column_parts) const {
     index_t c0, c1;
     column_share<T>(cols_, column_part, column_parts, c0, c1);
-    T* table = slice == 0 ? d_table_ : slice_tables_.get() + (slice - 1) * distinct_.size() * cols_;
+    T* table = table_of(slice);
     const std::int32_t* ids = ids_ + layout.offset[k];
     constexpr index_t kAhead = 8;  // rows: d_table is larger than the L2 cache
     for (index_t r = rows.begin; r < rows.end; ++r) {
@@ -254,7 +259,7 @@ class TokenInputGrad {
         index_t begin, end;
         even_share(U, part, parts, begin, end);
         for (int s = 1; s < slices_; ++s) {
-          const T* table = slice_tables_.get() + (s - 1) * U * cols_;
+          const T* table = table_of(s);
           for (index_t r = begin; r < end; ++r) add_row(table + r * cols_, cols_, d_table_ + r * cols_);
         }
       });

@@ -488,6 +488,7 @@ void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t l
   for (const auto& b : biases) slice_size += b.cols;
   const auto partial = scratch<T>((slices - 1) * slice_size);
   std::fill(partial.get(), partial.get() + (slices - 1) * slice_size, T(0));
+  const auto slice_sums = [&](int s) { return partial.get() + (s - 1) * slice_size; };  // s >= 1
   const index_t slot = backward_ring_size(layout.batch, layout.timesteps, ld_gates) / 2;
   Barrier barrier;
   parallel_parts(step_loop_parts(p), [&](int part, int parts) {
@@ -509,34 +510,33 @@ void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t l
       const T one = 1;
       for (int s = share.first; s < share.last; ++s) {
         const RowRange slice = part_rows<T>(layout, p.units, begin, end, s, slices);
-        index_t at = 0;  // where the next gradient's sums of this slice are
-        const auto sums_of = [&](T* slice0) { return s == 0 ? slice0 : partial.get() + (s - 1) * slice_size + at; };
-        for (const auto& w : weights) {
+        // Adds the slice's rows to one gradient (m, cols), A read from source_at(k, r) (see
+        // add_slice_product): slice 0 into the output itself (row stride ld_out), the others into
+        // their own sums, one gradient after another.
+        index_t at = 0;
+        const auto add_gradient = [&](index_t m, const auto& source_at, index_t a_rs, index_t a_cs, index_t grad_col,
+                                      index_t cols, T* out, index_t ld_out) {
           index_t c0, c1;
-          column_share<T>(w.cols, share.column_part, share.column_parts, c0, c1);
-          const StepRecord<T> source = w.source_rows();
-          T* out = sums_of(w.out);
-          const index_t ld = s == 0 ? w.ld_out : w.cols;
+          column_share<T>(cols, share.column_part, share.column_parts, c0, c1);
+          T* sums = s == 0 ? out : slice_sums(s) + at;
           if (c0 < c1) {
-            add_slice_product<T>(
-                layout, slice, begin, end, w.source_cols,
-                [&](index_t k, index_t r) { return source.at(layout, k, r); }, index_t(1), w.source_cols,
-                [&](index_t k) { return gates_of_step(k) + w.grad_col + c0; }, ld_gates, c1 - c0, out + c0, ld);
+            add_slice_product<T>(layout, slice, begin, end, m, source_at, a_rs, a_cs,
+                                 [&](index_t k) { return gates_of_step(k) + grad_col + c0; }, ld_gates, c1 - c0,
+                                 sums + c0, s == 0 ? ld_out : cols);
           }
-          at += w.source_cols * w.cols;
+          at += m * cols;
+        };
+        for (const auto& w : weights) {
+          const StepRecord<T> source = w.source_rows();
+          add_gradient(
+              w.source_cols, [&](index_t k, index_t r) { return source.at(layout, k, r); }, index_t(1), w.source_cols,
+              w.grad_col, w.cols, w.out, w.ld_out);
         }
         // a bias gradient: the product of a row of ones with the rows, whose sums stay in registers
         for (const auto& b : biases) {
-          index_t c0, c1;
-          column_share<T>(b.cols, share.column_part, share.column_parts, c0, c1);
-          T* out = sums_of(b.out);
-          if (c0 < c1) {
-            add_slice_product<T>(
-                layout, slice, begin, end, index_t(1), [&](index_t, index_t) { return &one; }, index_t(0),
-                index_t(0), [&](index_t k) { return gates_of_step(k) + b.grad_col + c0; }, ld_gates, c1 - c0,
-                out + c0, b.cols);
-          }
-          at += b.cols;
+          add_gradient(
+              index_t(1), [&](index_t, index_t) { return &one; }, index_t(0), index_t(0), b.grad_col, b.cols, b.out,
+              b.cols);
         }
         for (index_t k = begin; k < end; ++k) {
           const RowRange running{slice.begin, std::min(slice.end, layout.active[k])};
@@ -551,7 +551,7 @@ void backward_over_steps(const Problem& p, const PackedLayout& layout, index_t l
         index_t c0, c1;
         column_share<T>(cols, part, parts, c0, c1);
         for (int s = 1; s < slices; ++s) {
-          const T* src = partial.get() + (s - 1) * slice_size + at;
+          const T* src = slice_sums(s) + at;
           for (index_t i = 0; i < rows; ++i) {
             for (index_t j = c0; j < c1; ++j) out[i * ld_out + j] += src[i * cols + j];
           }
