@@ -6,10 +6,17 @@
 // near zero, where tanh(x) = -e / (2 + e) with e = expm1(-2|x|) has no cancellation. Relative error
 // about 4 ulp.
 //
-// float: tanh(x) = x P(x^2) / Q(x^2) on |x| <= 9 (beyond, float's tanh is +-1), with P and Q of
-// degree 4 fitted for minimax relative error (3.3e-7 in float arithmetic), and
-// sigmoid(x) = (1 + tanh(x/2)) / 2, absolute error below 2e-7. About half the instructions of the exp
-// route, which matters: the gate arithmetic is a third of an LSTM step.
+// float: counted in multiply-add slots, the resource the gate arithmetic shares with the products
+// (on x86 a multiply, a multiply-add and a division all take them; additions, min/max and integer
+// operations run on other units beside them):
+//   tanh(x) = x P(x^2) / Q(x^2) on |x| <= 9 (beyond, float's tanh is +-1), P and Q of degree 4 fitted
+//   for minimax relative error, Q scaled to a leading coefficient of 1 (its first Horner step is then
+//   an addition): relative error below 3.5e-7. 11 slots.
+//   sigmoid(x) = 1 / (1 + 2^t), t = -x log2(e) = n + f with n an integer, 2^n from the exponent bits
+//   and 2^f by a degree-5 polynomial: absolute error below 1.2e-7, relative error below 1.2e-6 for
+//   |x| <= 20 (the rounding of t grows with |t|). 9 slots where (1 + tanh(x/2)) / 2 by the rational
+//   took 12: an LSTM's gate loop ran 8% faster. And right in the negative tail, where
+//   1/2 + tanh(x/2)/2 stopped at 6e-8 (sigmoid(-50) is 2e-22).
 #pragma once
 
 #include <algorithm>
@@ -21,11 +28,13 @@
 
 namespace rnnkit {
 
-// 9: float's tanh rounds to +-1 beyond it. Defined in activations.cpp, where the kernels do not see
-// its value, on purpose: knowing it, GCC 12 splits the vectorized loops at the bound and clamps with
-// compares and blends (a 512-bit compare takes an FMA slot); not knowing it, it clamps with vminps,
+// 9: float's tanh rounds to +-1 beyond it; 120: the sigmoid's |t| is clamped to it, which keeps 2^t
+// and the result normal numbers. Defined in activations.cpp, where the kernels do not see their
+// values, on purpose: knowing them, GCC 12 splits the vectorized loops at the bound and clamps with
+// compares and blends (a 512-bit compare takes an FMA slot); not knowing them, it clamps with vminps,
 // which runs beside the FMAs: LSTM inference ran about 3% faster.
 extern const float kTanhSaturation;
+extern const float kSigmoidExponentBound;
 
 namespace RNNKIT_ISA {
 
@@ -98,56 +107,85 @@ RNNKIT_ALWAYS_INLINE T expm1_approx(T x) {
   return two_n * expm1_r + (two_n - T(1));
 }
 
-// c · tanh(s x) = x P(x^2) / Q(x^2) on |s x| <= 9, P and Q of degree 4 in x^2, coefficients from the
-// highest degree down: the fit for tanh (s = c = 1) with the powers of s and c folded in. For s and c
-// powers of two that is exact, so c · tanh(s x) comes out bit for bit as tanh(s x) times c, with two
-// multiplications fewer: for the sigmoid, (1 + tanh(x/2))/2 = 1/2 + c tanh(s x) with s = c = 1/2.
+// tanh(x) = x P(x^2) / Q(x^2) on |x| <= 9: P and Q of degree 4 in x^2, coefficients from the highest
+// degree down, both divided by Q's first so that it is 1 (the quotient is the same).
 struct TanhCoefficients {
   float p[5];
   float q[5];
 };
 
-constexpr TanhCoefficients scaled_tanh(float s, float c) {
-  constexpr float p[5] = {1.3354602675915948e-08f, 2.060907434342181e-05f, 0.003495589216450175f,
-                          0.1338102711426496f, 0.9999999795975413f};
-  constexpr float q[5] = {7.77654426267545e-07f, 0.00032856354779979465f, 0.025876988039383115f,
-                          0.4671434274285011f, 1.0f};
+constexpr TanhCoefficients monic_tanh_coefficients() {
+  constexpr double p[5] = {1.3354602675915948e-08, 2.060907434342181e-05, 0.003495589216450175,
+                           0.1338102711426496, 0.9999999795975413};
+  constexpr double q[5] = {7.77654426267545e-07, 0.00032856354779979465, 0.025876988039383115,
+                           0.4671434274285011, 1.0};
   TanhCoefficients out{};
-  float s2 = 1.0f;  // s^(2 i) for the coefficient of x^(2 i), from i = 0 up
-  for (int i = 4; i >= 0; --i) {
-    out.p[i] = p[i] * s2 * s * c;
-    out.q[i] = q[i] * s2;
-    s2 *= s * s;
+  for (int i = 0; i < 5; ++i) {
+    out.p[i] = static_cast<float>(p[i] / q[0]);
+    out.q[i] = static_cast<float>(q[i] / q[0]);
   }
   return out;
 }
 
-inline constexpr TanhCoefficients kTanh = scaled_tanh(1.0f, 1.0f);
-inline constexpr TanhCoefficients kHalfTanhOfHalf = scaled_tanh(0.5f, 0.5f);  // tanh(x/2)/2
+inline constexpr TanhCoefficients kTanh = monic_tanh_coefficients();
+static_assert(kTanh.q[0] == 1.0f, "Q's first Horner step is an addition");
 
-// c · tanh(s x), for |x| beyond `bound` = 9/s its limit. x P(x^2) / Q(x^2) is odd as tanh is, so x is
-// clamped as it is, not as |x| with the sign put back after: two instructions where that took three
-// (bit for bit the same results).
-RNNKIT_ALWAYS_INLINE float scaled_tanh_rational(float x, float bound, const TanhCoefficients& k) {
-  x = std::max(std::min(x, bound), -bound);  // keeps a NaN: it is the first operand of both
+// For |x| beyond kTanhSaturation, +-1. x P(x^2) / Q(x^2) is odd as tanh is, so x is clamped as it is,
+// not as |x| with the sign put back after: two instructions where that took three.
+RNNKIT_ALWAYS_INLINE float tanh_rational(float x) {
+  x = std::max(std::min(x, kTanhSaturation), -kTanhSaturation);  // keeps a NaN: it is the first operand
   const float u = x * x;
-  float p = k.p[0];
-  p = p * u + k.p[1];
-  p = p * u + k.p[2];
-  p = p * u + k.p[3];
-  p = p * u + k.p[4];
-  float q = k.q[0];
-  q = q * u + k.q[1];
-  q = q * u + k.q[2];
-  q = q * u + k.q[3];
-  q = q * u + k.q[4];
+  float p = kTanh.p[0];
+  p = p * u + kTanh.p[1];
+  p = p * u + kTanh.p[2];
+  p = p * u + kTanh.p[3];
+  p = p * u + kTanh.p[4];
+  float q = u + kTanh.q[1];
+  q = q * u + kTanh.q[2];
+  q = q * u + kTanh.q[3];
+  q = q * u + kTanh.q[4];
   return x * p / q;
+}
+
+// 2^t for |t| <= 126 as 2^n · 2^f: n = round(t) (adding 1.5 · 2^23 rounds; the low mantissa bits then
+// hold n), 2^n built from those bits, f = t - n in [-1/2, 1/2]. Additions and integer operations only.
+struct PowerOfTwoSplit {
+  float two_n;
+  float f;
+};
+
+RNNKIT_ALWAYS_INLINE PowerOfTwoSplit split_power_of_two(float t) {
+  constexpr float shifter = 12582912.0f;
+  constexpr std::uint32_t shifter_bits = 0x4B400000u;
+  const float shifted = t + shifter;
+  std::uint32_t n_bits;
+  std::memcpy(&n_bits, &shifted, sizeof n_bits);
+  const std::uint32_t two_n_bits = (n_bits - shifter_bits + 127u) << 23;
+  PowerOfTwoSplit out;
+  std::memcpy(&out.two_n, &two_n_bits, sizeof out.two_n);
+  out.f = t - (shifted - shifter);
+  return out;
+}
+
+// 1 / (1 + 2^t), t = -x log2(e). 2^f on [-1/2, 1/2] by the degree-5 polynomial of least maximum
+// relative error (7.5e-8).
+RNNKIT_ALWAYS_INLINE float sigmoid_exp2(float x) {
+  float t = x * -1.44269504088896341f;
+  t = std::max(std::min(t, kSigmoidExponentBound), -kSigmoidExponentBound);  // keeps a NaN, as above
+  const PowerOfTwoSplit s = split_power_of_two(t);
+  float p = 0.0013276444402183707f;
+  p = p * s.f + 0.009675537697169887f;
+  p = p * s.f + 0.05550713315237654f;
+  p = p * s.f + 0.2402211979327781f;
+  p = p * s.f + 0.6931469670679502f;
+  p = p * s.f + 1.000000071640032f;
+  return 1.0f / (1.0f + s.two_n * p);
 }
 
 template <class T>
 RNNKIT_ALWAYS_INLINE T tanh_approx(T x) {
   if constexpr (sizeof(T) == sizeof(float)) {
-    return scaled_tanh_rational(x, kTanhSaturation, kTanh);
+    return tanh_rational(x);
   } else {
     const T e = expm1_approx(T(-2) * std::fabs(x));
     return std::copysign(-e / (T(2) + e), x);
@@ -157,7 +195,7 @@ RNNKIT_ALWAYS_INLINE T tanh_approx(T x) {
 template <class T>
 RNNKIT_ALWAYS_INLINE T sigmoid(T x) {
   if constexpr (sizeof(T) == sizeof(float)) {
-    return 0.5f + scaled_tanh_rational(x, 2.0f * kTanhSaturation, kHalfTanhOfHalf);
+    return sigmoid_exp2(x);
   } else {
     return T(1) / (T(2) + expm1_approx(-x));
   }

@@ -108,19 +108,29 @@ RNNKIT_ALWAYS_INLINE typename VectorOf<T>::type load_vector(const T* p) {
   return v;
 }
 
-// acc += A·B over one factor, for a row-major A (a_cs = 1 known) or any.
+// acc += A(:, p) · B(p, :), one step of a tile's k loop.
 template <class T, int MR, int NV, bool RowMajor>
-RNNKIT_ALWAYS_INLINE void accumulate_tile(const Factor<T>& f, typename VectorOf<T>::type (&acc)[MR][NV]) {
+RNNKIT_ALWAYS_INLINE void accumulate_step(const Factor<T>& f, index_t p, typename VectorOf<T>::type (&acc)[MR][NV]) {
   constexpr int L = TileShape<T>::lanes;
   const index_t a_cs = RowMajor ? 1 : f.a_cs;
-  for (index_t p = 0; p < f.k; ++p) {
-    const T* bp = f.b + p * f.ldb;
-    typename VectorOf<T>::type b[NV];
-    RNNKIT_UNROLL for (int v = 0; v < NV; ++v) b[v] = load_vector(bp + v * L);
-    RNNKIT_UNROLL for (int i = 0; i < MR; ++i) {
-      const T ai = f.a[i * f.a_rs + p * a_cs];
-      RNNKIT_UNROLL for (int v = 0; v < NV; ++v) acc[i][v] += ai * b[v];
-    }
+  const T* bp = f.b + p * f.ldb;
+  typename VectorOf<T>::type b[NV];
+  RNNKIT_UNROLL for (int v = 0; v < NV; ++v) b[v] = load_vector(bp + v * L);
+  RNNKIT_UNROLL for (int i = 0; i < MR; ++i) {
+    const T ai = f.a[i * f.a_rs + p * a_cs];
+    RNNKIT_UNROLL for (int v = 0; v < NV; ++v) acc[i][v] += ai * b[v];
+  }
+}
+
+// acc += A·B over one factor, for a row-major A (a_cs = 1 known) or any. The k loop of the wide
+// row-major tiles (the step loops' products) is unrolled by four: a 6 x 64 tile with k = 32 ran 2%
+// faster, LSTM inference too; unrolling every tile's made the LSTM backward 3% slower.
+template <class T, int MR, int NV, bool RowMajor>
+RNNKIT_ALWAYS_INLINE void accumulate_tile(const Factor<T>& f, typename VectorOf<T>::type (&acc)[MR][NV]) {
+  if constexpr (RowMajor && NV == TileShape<T>::wide_nv) {
+    _Pragma("GCC unroll 4") for (index_t p = 0; p < f.k; ++p) accumulate_step<T, MR, NV, RowMajor>(f, p, acc);
+  } else {
+    for (index_t p = 0; p < f.k; ++p) accumulate_step<T, MR, NV, RowMajor>(f, p, acc);
   }
 }
 
