@@ -82,28 +82,37 @@ struct InverseFactorials {
   }
 };
 
+// 2^n for shifted = n + C::shifter, n the integer that adding the shifter rounded to: the low mantissa
+// bits of `shifted` hold n in two's complement, and go into the exponent field. Integer operations only.
+template <class T>
+RNNKIT_ALWAYS_INLINE T power_of_two_of_shifted(T shifted) {
+  using C = Expm1Constants<T>;
+  using Bits = typename C::Bits;
+  Bits n_bits, shifter_bits;
+  std::memcpy(&n_bits, &shifted, sizeof(T));
+  const T shifter = C::shifter;
+  std::memcpy(&shifter_bits, &shifter, sizeof(T));
+  const Bits two_n_bits = (n_bits - shifter_bits + C::exponent_bias) << C::mantissa_bits;
+  T two_n;
+  std::memcpy(&two_n, &two_n_bits, sizeof(T));
+  return two_n;
+}
+
 template <class T>
 RNNKIT_ALWAYS_INLINE T expm1_approx(T x) {
   using C = Expm1Constants<T>;
-  using Bits = typename C::Bits;
   constexpr InverseFactorials<T, C::degree> coef{};
   x = std::min(x, C::hi);  // min/max keep a NaN in x (it is the first operand)
   x = std::max(x, C::lo);
-  // n = round(x / ln2): after adding the shifter, the low mantissa bits hold n in two's complement.
-  T n = x * C::log2e + C::shifter;
-  Bits n_bits, shifter_bits;
-  std::memcpy(&n_bits, &n, sizeof(T));
-  const T shifter = C::shifter;
-  std::memcpy(&shifter_bits, &shifter, sizeof(T));
-  n -= C::shifter;
+  // n = round(x / ln2)
+  const T shifted = x * C::log2e + C::shifter;
+  const T n = shifted - C::shifter;
   const T r = (x - n * C::ln2_hi) - n * C::ln2_lo;
   // expm1(r) = r + r^2 (1/2! + r/3! + ... + r^(degree-2)/degree!)
   T poly = coef.value[C::degree];
   for (int i = C::degree - 1; i >= 2; --i) poly = poly * r + coef.value[i];
   const T expm1_r = r + r * r * poly;
-  const Bits two_n_bits = (n_bits - shifter_bits + C::exponent_bias) << C::mantissa_bits;
-  T two_n;
-  std::memcpy(&two_n, &two_n_bits, sizeof(T));
+  const T two_n = power_of_two_of_shifted(shifted);
   return two_n * expm1_r + (two_n - T(1));
 }
 
@@ -147,24 +156,17 @@ RNNKIT_ALWAYS_INLINE float tanh_rational(float x) {
   return x * p / q;
 }
 
-// 2^t for |t| <= 126 as 2^n · 2^f: n = round(t) (adding 1.5 · 2^23 rounds; the low mantissa bits then
-// hold n), 2^n built from those bits, f = t - n in [-1/2, 1/2]. Additions and integer operations only.
+// 2^t for |t| <= 126 as 2^n · 2^f: n = round(t), f = t - n in [-1/2, 1/2]. Additions and integer
+// operations only.
 struct PowerOfTwoSplit {
   float two_n;
   float f;
 };
 
 RNNKIT_ALWAYS_INLINE PowerOfTwoSplit split_power_of_two(float t) {
-  constexpr float shifter = 12582912.0f;
-  constexpr std::uint32_t shifter_bits = 0x4B400000u;
+  constexpr float shifter = Expm1Constants<float>::shifter;
   const float shifted = t + shifter;
-  std::uint32_t n_bits;
-  std::memcpy(&n_bits, &shifted, sizeof n_bits);
-  const std::uint32_t two_n_bits = (n_bits - shifter_bits + 127u) << 23;
-  PowerOfTwoSplit out;
-  std::memcpy(&out.two_n, &two_n_bits, sizeof out.two_n);
-  out.f = t - (shifted - shifter);
-  return out;
+  return {power_of_two_of_shifted(shifted), t - (shifted - shifter)};
 }
 
 // 1 / (1 + 2^t), t = -x log2(e). 2^f on [-1/2, 1/2] by the degree-5 polynomial of least maximum
