@@ -22,6 +22,15 @@ inline void cpu_relax() {
 // (a training loop) then start without a wake-up, yet an idle process does not burn a core.
 constexpr auto kIdleSpin = std::chrono::microseconds(50);
 
+// One call's job. A worker copies it, with the generation that numbers it, under the mutex that
+// published it, and runs only that copy: it can never mix one job's part count with another's task, nor
+// run a job twice (its next wait is for a generation after the copy's).
+struct Job {
+  PartTask task = nullptr;
+  void* context = nullptr;
+  int parts = 1;
+};
+
 class Pool {
  public:
   // Runs the job on `parts` threads, or fewer (see thread_pool.hpp).
@@ -36,22 +45,23 @@ class Pool {
       task(context, 0, 1);
       return;
     }
+    const Job job{task, context, parts};
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      task_ = task;
-      context_ = context;
-      parts_ = parts;
+      job_ = job;
       error_ = nullptr;
       remaining_.store(parts - 1, std::memory_order_relaxed);
       generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
-    execute(0);
+    execute(job, 0);
     while (remaining_.load(std::memory_order_acquire) != 0) {
       std::unique_lock<std::mutex> lock(mutex_);
       finished_.wait_for(lock, std::chrono::milliseconds(1),
                          [&] { return remaining_.load(std::memory_order_acquire) == 0; });
     }
+    // Every worker of this job has finished with it (remaining_ counted them), so error_ is settled.
+    std::lock_guard<std::mutex> lock(mutex_);
     if (error_) std::rethrow_exception(error_);
   }
 
@@ -82,21 +92,19 @@ class Pool {
   void work(int index, std::uint64_t seen) {
     for (;;) {
       const auto spin_until = std::chrono::steady_clock::now() + kIdleSpin;
-      while (generation_.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < spin_until) {
+      while (generation_.load(std::memory_order_relaxed) == seen && std::chrono::steady_clock::now() < spin_until) {
         cpu_relax();
       }
-      if (generation_.load(std::memory_order_acquire) == seen) {
-        std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-      }
-      seen = generation_.load(std::memory_order_acquire);
-      int parts;
+      Job job;
       {
-        std::lock_guard<std::mutex> lock(mutex_);
-        parts = parts_;
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
+        seen = generation_.load(std::memory_order_relaxed);
+        job = job_;
       }
-      if (index >= parts) continue;
-      execute(index);
+      // A worker the job has no part for does nothing: the caller waits for the job's parts only.
+      if (index >= job.parts) continue;
+      execute(job, index);
       if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lock(mutex_);
         finished_.notify_all();
@@ -104,9 +112,9 @@ class Pool {
     }
   }
 
-  void execute(int part) {
+  void execute(const Job& job, int part) {
     try {
-      task_(context_, part, parts_);
+      job.task(job.context, part, job.parts);
     } catch (...) {
       std::lock_guard<std::mutex> lock(mutex_);
       if (!error_) error_ = std::current_exception();
@@ -115,13 +123,11 @@ class Pool {
 
   std::mutex busy_;  // one job at a time
   std::vector<std::thread> workers_;
-  std::mutex mutex_;
+  std::mutex mutex_;  // guards job_, error_ and the generation's changes
   std::condition_variable wake_, finished_;
   std::atomic<std::uint64_t> generation_{0};
   std::atomic<int> remaining_{0};
-  PartTask task_ = nullptr;
-  void* context_ = nullptr;
-  int parts_ = 1;
+  Job job_;
   std::exception_ptr error_;
 };
 
