@@ -8,12 +8,8 @@ import numpy as np
 
 from rnnkit.cli import main
 
+from tiny_imdb import SEPARABLE_REVIEWS as TINY_REVIEWS
 from tiny_imdb import write_tarball
-
-TINY_REVIEWS = [
-    (split, label, i, ("wonderful superb " if label == "pos" else "awful dreadful ") * 3 + f"filler{i % 7}")
-    for split in ("train", "test") for label in ("pos", "neg") for i in range(150)
-]
 
 
 def test_imdb_command_trains_evaluates_and_writes_its_outputs(tmp_path, monkeypatch, capsys):

@@ -14,6 +14,7 @@ from rnnkit import saving
 from rnnkit.callbacks import Callback
 from rnnkit.layers import LSTM, Dense, Embedding
 from rnnkit.models import Sequential, load_model
+from rnnkit.training import raise_keyboard_interrupt
 from rnnkit.utils import set_random_seed
 
 BATCH = 8
@@ -60,6 +61,54 @@ def test_ctrl_c_finishes_the_batch_under_way_then_raises_keyboard_interrupt():
     for got, want in zip(model.get_weights(), reference.get_weights()):
         np.testing.assert_array_equal(got, want)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_sigterm_handled_by_raise_keyboard_interrupt_stops_fit_at_a_batch_end_as_ctrl_c_does():
+    x, y = data()
+    model = small_model()
+
+    class TermAtBatch(Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 2:
+                signal.raise_signal(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            model.fit(x, y, epochs=5, batch_size=BATCH, shuffle=False, callbacks=[TermAtBatch()], verbose=0)
+        assert signal.getsignal(signal.SIGTERM) is raise_keyboard_interrupt
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    reference = small_model()
+    reference.fit(x[: 3 * BATCH], y[: 3 * BATCH], epochs=1, batch_size=BATCH, shuffle=False, verbose=0)
+    for got, want in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_fit_leaves_sigterm_alone_unless_it_raises_keyboard_interrupt():
+    x, y = data()
+    seen = []
+
+    class Probe(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(signal.getsignal(signal.SIGTERM))
+
+    small_model().fit(x, y, epochs=1, batch_size=BATCH, callbacks=[Probe()], verbose=0)
+    assert set(seen) == {signal.SIG_DFL}
+
+
+def test_ctrl_c_after_the_last_batch_stops_fit_once_the_epoch_and_its_validation_are_done():
+    class CtrlCAtLastBatchEnd(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == self.params["steps"] - 1 and self.model._fit_state.epoch == 0:
+                signal.raise_signal(signal.SIGINT)
+
+    x, y = data()
+    model = small_model()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=3, batch_size=BATCH, validation_split=0.25, callbacks=[CtrlCAtLastBatchEnd()],
+                  verbose=0)
+    assert len(model.history.history["val_loss"]) == 1  # the epoch ended, with its validation, then fit stopped
 
 
 def test_a_second_ctrl_c_interrupts_at_once():
@@ -151,7 +200,19 @@ def test_ctrl_c_in_a_training_process_stops_it_with_loadable_saves(tmp_path):
         child.kill()
     assert child.returncode == 130, err
     assert "saved" in out
-    assert "rnnkit: interrupted; training stopped after batch" in err
+    assert "rnnkit: interrupted by SIGINT; training stopped" in err
     x = np.random.default_rng(1).integers(1, 50, (5, 40))
     for path in (checkpoint, final):
         assert load_model(path).predict(x).shape == (5, 1)
+
+
+def test_a_save_removes_what_a_save_killed_midway_left_but_not_a_running_saves_file(tmp_path):
+    path = tmp_path / "model.rnnkit"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left_by_dead = tmp_path / f".model.rnnkit.{int(dead.stdout)}.0badc0de.tmp"
+    of_running = tmp_path / f".model.rnnkit.{os.getppid()}.12345678.tmp"
+    of_other_file = tmp_path / f".other.rnnkit.{int(dead.stdout)}.0badc0de.tmp"
+    for leftover in (left_by_dead, of_running, of_other_file):
+        leftover.write_bytes(b"PK\x03\x04 half an archive")
+    small_model().save(path)
+    assert sorted(os.listdir(tmp_path)) == sorted([path.name, of_running.name, of_other_file.name])

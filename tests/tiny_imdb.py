@@ -14,6 +14,12 @@ REVIEWS = [
     ("test", "neg", 5, "Bad."),
 ]
 
+# 600 reviews a small model learns to tell apart by their words
+SEPARABLE_REVIEWS = [
+    (split, label, i, ("wonderful superb " if label == "pos" else "awful dreadful ") * 3 + f"filler{i % 7}")
+    for split in ("train", "test") for label in ("pos", "neg") for i in range(150)
+]
+
 
 def write_tree(root: Path, reviews=REVIEWS) -> Path:
     for split, label, review_id, text in reviews:

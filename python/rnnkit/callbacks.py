@@ -1,10 +1,13 @@
-"""Callbacks, as in ``keras.callbacks``: History, the progress display, EarlyStopping and
-ModelCheckpoint."""
+"""Callbacks, as in ``keras.callbacks``: History, the progress display, EarlyStopping,
+ModelCheckpoint, BackupAndRestore and TerminateOnNaN."""
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -217,6 +220,10 @@ class ModelCheckpoint(Callback):
         path = self.filepath.format(epoch=epoch + 1, **logs)
         if self.save_best_only:
             current = self.tracker.value(logs)
+            if math.isnan(current):
+                warnings.warn(f"ModelCheckpoint: {self.tracker.monitor} is nan after epoch {epoch + 1}, so it cannot "
+                              f"be compared with the best so far; {path} was not written", stacklevel=2)
+                return
             if not self.tracker.improved(current):
                 return
             if self.verbose:
@@ -227,3 +234,98 @@ class ModelCheckpoint(Callback):
             self.model.save_weights(path)
         else:
             self.model.save(path)
+
+
+class TerminateOnNaN(Callback):
+    """Stops training as soon as a batch's loss is NaN or infinite (as Keras' TerminateOnNaN): the
+    epoch ends there. ``terminated_at`` is then (epoch, batch), both counted from 0."""
+
+    def on_train_begin(self, logs=None):
+        self.terminated_at = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch}: Invalid loss, terminating training")
+            self.terminated_at = (self._epoch, batch)
+            self.model.stop_training = True
+
+
+class BackupAndRestore(Callback):
+    """Backs up the whole training state at the end of each epoch (or every ``save_freq`` batches)
+    to ``backup_dir``, and restores it when fit starts and finds one: a run killed at any moment and
+    started again with the same code continues from the last backup, bit for bit as if it had not
+    stopped (weights, optimizer state, epoch and batch, the epoch's shuffled order, rnnkit's, Python's
+    and NumPy's random generators). When fit is stopped by Ctrl-C or SIGTERM (see ``fit``) it also
+    backs up at the batch where it stopped. Each backup replaces the last atomically. Once training
+    completes, the backup is deleted (``delete_checkpoint=True``, as Keras).
+
+    The directory holds one file, ``training_state.rnnkit``, and should not be shared with another
+    run: a backup of another model raises ValueError when fit starts. Put it after callbacks that draw
+    random numbers at a batch's end, so that the backup comes after their draws."""
+
+    FILENAME = "training_state.rnnkit"
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        super().__init__()
+        if not backup_dir:
+            raise ValueError("BackupAndRestore: empty backup_dir")
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1):
+            raise ValueError(f"BackupAndRestore: save_freq must be 'epoch' or a positive number of batches, "
+                             f"got {save_freq!r}")
+        self.backup_dir = os.fspath(backup_dir)
+        self.save_freq = save_freq
+        self.delete_checkpoint = bool(delete_checkpoint)
+        self.path = os.path.join(self.backup_dir, self.FILENAME)
+        self.restored = None  # the (epoch, batch) fit resumed at, if it restored a backup
+
+    def on_train_begin(self, logs=None):
+        from . import training_state
+
+        self._batches_since_backup = 0
+        self.restored = None
+        if not os.path.exists(self.path):
+            return
+        state = self.model._fit_state
+        if not self.model.built:
+            self.model.build(state.input_shape)
+        extra = training_state.restore(self.path, self.model, self.params)
+        self.restored = (state.epoch, state.step)
+        self.restore_extra(extra)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches_since_backup += 1
+        due = self.save_freq != "epoch" and self._batches_since_backup >= self.save_freq
+        if due or self.model._fit_state.stopping:
+            self.backup()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self.backup()
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and self.model._fit_state.completed and os.path.exists(self.path):
+            os.unlink(self.path)
+            try:
+                os.rmdir(self.backup_dir)
+            except OSError:  # holds other files: leave them
+                pass
+
+    def backup(self) -> None:
+        """Writes the training state as of now (between two batches of fit)."""
+        from . import training_state
+
+        os.makedirs(self.backup_dir, exist_ok=True)
+        training_state.save(self.path, self.model, self.params, self.extra_state())
+        self._batches_since_backup = 0
+
+    # A subclass can keep more of its run in the backup: anything JSON holds.
+    def extra_state(self):
+        return None
+
+    def restore_extra(self, extra) -> None:
+        pass

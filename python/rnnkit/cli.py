@@ -5,19 +5,31 @@
 Defaults are the tutorial's: 10,000 words, reviews padded or cut to 500 tokens, batch 128, RMSprop,
 binary cross-entropy, 10 epochs, the last 20% of the training set for validation. The run prints
 each epoch, evaluates on the test set, and writes the model, history.json and history.png to --out.
+
+Arguments and the output directory are checked before any work: a mistake gets one line and exit
+status 2. Ctrl-C or SIGTERM stop training at the end of a batch and save what was trained (exit
+status 130 or 143); the training state is backed up in --out after every epoch, and ``--resume``
+continues a run that was stopped or killed, bit for bit.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import signal
 import sys
-import time
+import threading
 from pathlib import Path
 
-import numpy as np
-
 MODELS = ("simple_rnn", "lstm", "gru")
+# Arguments a resumed run must share with the run it resumes (--epochs may grow).
+RUN_DEFINING = ("model", "batch_size", "maxlen", "num_words", "units", "embed_dim", "mask_zero", "bidirectional",
+                "optimizer", "validation_split", "seed")
+IMDB_REVIEWS = 50_000  # train + test, for the memory estimate before the data is read
+
+
+class UsageError(Exception):
+    """A mistake in the command line: reported in one line with exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,32 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "(default: $RNNKIT_DATA, the cache, or a download)")
     imdb.add_argument("--out", default=None,
                       help="output directory (default: runs/imdb-<model>, e.g. runs/imdb-bidirectional_lstm_masked)")
+    imdb.add_argument("--resume", action="store_true",
+                      help="continue the run whose backup is in --out (stopped or killed), bit for bit")
     imdb.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                       help="1: progress bar, 2: a line per epoch (default: 1 on a terminal, else 2)")
+    parser.commands = {"imdb": imdb}  # to report a mistake with the subcommand's usage
     return parser
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
-
-
-class EpochTimer:
-    """Seconds per epoch, recorded through the callback interface."""
-
-    def __init__(self):
-        from .callbacks import Callback
-
-        outer = self
-
-        class _Timer(Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                outer.start = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                outer.seconds.append(time.perf_counter() - outer.start)
-
-        self.seconds = []
-        self.callback = _Timer()
 
 
 def run_name(args) -> str:
@@ -75,114 +67,118 @@ def run_name(args) -> str:
     return ("bidirectional_" if args.bidirectional else "") + args.model + ("_masked" if args.mask_zero else "")
 
 
-def build_model(args):
-    from .layers import GRU, LSTM, Bidirectional, Dense, Embedding, SimpleRNN
-    from .models import Sequential
-
-    cell = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}[args.model]
-    model = Sequential(name=f"imdb_{run_name(args)}")
-    model.add(Embedding(args.num_words, args.embed_dim, mask_zero=args.mask_zero))
-    model.add(Bidirectional(cell(args.units)) if args.bidirectional else cell(args.units))
-    model.add(Dense(1, activation="sigmoid"))
-    model.compile(optimizer=args.optimizer, loss="binary_crossentropy", metrics=["acc"])
-    return model
+def output_dir(args) -> Path:
+    return Path(args.out or f"runs/imdb-{run_name(args)}")
 
 
-def plot_history(history: dict, path: Path, title: str) -> bool:
-    """Loss and accuracy curves, training vs validation; False when matplotlib is missing."""
+def memory_estimate(args) -> int:
+    """Bytes the largest arrays of the run take: the padded reviews, the weights with their gradients
+    and optimizer state, and what one batch's forward keeps for its backward."""
+    gates = {"simple_rnn": 1, "lstm": 4, "gru": 3}[args.model]
+    directions = 2 if args.bidirectional else 1
+    weights = args.num_words * args.embed_dim + directions * (args.embed_dim + args.units + 2) * gates * args.units
+    slots = 2 if args.optimizer == "adam" else 1
+    batch = args.batch_size * args.maxlen * directions * (gates + 2) * args.units
+    return 4 * (IMDB_REVIEWS * args.maxlen + (2 + slots) * weights + 2 * batch)
+
+
+def physical_memory() -> int:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    epochs = range(1, len(history["loss"]) + 1)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "acc", "accuracy")):
-        ax.plot(epochs, history[key], "o-", label="training")
-        if f"val_{key}" in history:
-            ax.plot(epochs, history[f"val_{key}"], "s-", label="validation")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not on this platform: no limit known
+        return sys.maxsize
 
 
-def run_imdb(args) -> dict:
-    from . import build_info
-    from .datasets import imdb
-    from .preprocessing.sequence import pad_sequences
-    from .utils import set_random_seed
-
-    out = Path(args.out or f"runs/imdb-{run_name(args)}")
-    out.mkdir(parents=True, exist_ok=True)
-    set_random_seed(args.seed)
-    info = build_info()
-    say(f"rnnkit {info['version']} ({info['simd']} kernels, {info['threads']} threads)")
-
-    say("Loading IMDB reviews...")
-    start = time.perf_counter()
-    (x_train, y_train), (x_test, y_test) = imdb.load_data(path=args.data, num_words=args.num_words)
-    x_train = pad_sequences(x_train, maxlen=args.maxlen)
-    x_test = pad_sequences(x_test, maxlen=args.maxlen)
-    say(f"{len(x_train)} train and {len(x_test)} test reviews, padded to {args.maxlen} tokens "
-        f"({time.perf_counter() - start:.1f}s)")
-
-    model = build_model(args)
-    model.summary(print_fn=say)
-    timer = EpochTimer()
-    verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+def check_writable_directory(out: Path) -> None:
+    """Creates out if needed and proves a file can be written there, before hours of training do."""
     try:
-        history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                            validation_split=args.validation_split, callbacks=[timer.callback],
-                            verbose=verbose).history
-    except KeyboardInterrupt:
-        model.save(out / "model.rnnkit")
-        say(f"Interrupted: saved the model as trained so far to {out / 'model.rnnkit'}")
-        raise
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".rnnkit-write-test.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        reason = e.strerror or str(e)
+        if isinstance(e, (FileExistsError, NotADirectoryError)):
+            reason = "it or a directory above it is a file"
+        raise UsageError(f"--out {out}: cannot write there ({reason})") from None
 
-    say("Evaluating on the test set...")
-    test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=args.batch_size)
-    best = int(np.argmax(history["val_acc"])) if "val_acc" in history else None
-    result = {
-        "model": run_name(args),
-        "config": {k: v for k, v in vars(args).items() if k not in ("command",)},
-        "history": history,
-        "epoch_seconds": timer.seconds,
-        "best_val_acc": history["val_acc"][best] if best is not None else None,
-        "best_epoch": best + 1 if best is not None else None,
-        "test_loss": test_loss,
-        "test_acc": test_acc,
-        "build": info,
-    }
-    model.save(out / "model.rnnkit")
-    (out / "history.json").write_text(json.dumps(result, indent=2) + "\n")
-    title = f"IMDB {run_name(args)}: best val_acc {result['best_val_acc']:.4f}, test acc {test_acc:.4f}"
-    plotted = plot_history(history, out / "history.png", title)
-    say(f"test_loss: {test_loss:.4f} - test_acc: {test_acc:.4f}")
-    if best is not None:
-        say(f"best val_acc: {result['best_val_acc']:.4f} (epoch {best + 1}); "
-            f"{np.median(timer.seconds):.1f}s per epoch (median)")
-    say(f"Wrote {out / 'model.rnnkit'}, {out / 'history.json'}"
-        + (f", {out / 'history.png'}" if plotted else
-           "; matplotlib is not installed (pip install 'rnnkit[plot]'), so no history.png"))
-    return result
+
+def check_imdb_args(args) -> None:
+    """Every argument within its range, the data present and the output directory writable."""
+    for name, low in (("epochs", 1), ("batch_size", 1), ("maxlen", 1), ("units", 1), ("embed_dim", 1),
+                      ("num_words", 4), ("seed", 0)):
+        value = getattr(args, name)
+        if value < low:
+            why = " (ids 0-2 are padding, start and out-of-vocabulary)" if name == "num_words" else ""
+            raise UsageError(f"--{name.replace('_', '-')} must be at least {low}{why}, got {value}")
+    if not 0.0 <= args.validation_split < 1.0:
+        raise UsageError(f"--validation-split must be in [0, 1), got {args.validation_split}")
+    needed, available = memory_estimate(args), physical_memory()
+    if needed > available:
+        raise UsageError(f"this run needs about {needed / 2**30:,.1f} GiB for its arrays and this machine has "
+                         f"{available / 2**30:,.1f} GiB: lower --maxlen, --units, --embed-dim, --num-words or "
+                         f"--batch-size")
+    if args.data is not None:
+        data = Path(args.data).expanduser()
+        if not data.exists():
+            raise UsageError(f"--data {args.data}: no such file or directory")
+        if not (data.is_file() or data.is_dir()):
+            raise UsageError(f"--data {args.data}: not a regular file or a directory")
+    check_writable_directory(output_dir(args))
+
+
+def check_resume(args, backup_path: Path) -> None:
+    """A backup left in --out is resumed only when asked, and only by the same run."""
+    from .training_state import describe
+
+    if not backup_path.exists():
+        return
+    try:
+        epoch, step, extra = describe(backup_path)
+    except ValueError as e:
+        raise UsageError(f"{e}; delete it to start over") from None
+    where = f"in epoch {epoch + 1}, after batch {step}" if step else f"after epoch {epoch}"
+    if not args.resume:
+        raise UsageError(f"{backup_path.parent} holds the backup of a run that stopped {where}: add --resume to "
+                         f"continue it, or delete {backup_path.parent} to start over")
+    config = (extra or {}).get("config", {}) if isinstance(extra, dict) else {}
+    for name in RUN_DEFINING:
+        if name in config and config[name] != getattr(args, name):
+            raise UsageError(f"--resume: the run in {backup_path.parent} was started with --{name.replace('_', '-')} "
+                             f"{config[name]}, this command asks for {getattr(args, name)}")
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "imdb":
-        try:
-            run_imdb(args)
-        except KeyboardInterrupt:
-            return 130  # the shell's code for a Ctrl-C
-    return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "imdb":
+        return 0
+    from .imdb_run import backup_path, run_imdb
+
+    try:
+        check_imdb_args(args)
+        check_resume(args, backup_path(output_dir(args)))
+    except UsageError as e:
+        parser.commands["imdb"].error(str(e))  # usage, the message, exit status 2
+    # SIGTERM (what a container or a job scheduler sends) stops the run as Ctrl-C does.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+        from .training import raise_keyboard_interrupt
+
+        previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    try:
+        return run_imdb(args, output_dir(args))
+    except UsageError as e:  # the data named by --data or $RNNKIT_DATA is not a dataset
+        parser.commands["imdb"].error(str(e))
+    except KeyboardInterrupt as e:
+        name = e.args[0] if e.args and e.args[0] in ("SIGINT", "SIGTERM") else "SIGINT"
+        return 128 + signal.Signals[name].value  # the shell's code for a process a signal stopped
+    except MemoryError:
+        print("rnnkit imdb: out of memory: lower --maxlen, --units or --batch-size", file=sys.stderr)
+        return 1
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -44,12 +44,14 @@ class Optimizer:
         if len(arrays) != len(weights) * len(self.slots):
             raise ValueError(f"{type(self).__name__}: saved state has {len(arrays)} arrays, "
                              f"expected {len(weights) * len(self.slots)}")
+        for i, (a, w) in enumerate(zip(arrays, (w for w in weights for _ in self.slots))):
+            name = self.slots[i % len(self.slots)]
+            if np.shape(a) != w.shape:
+                raise ValueError(f"{type(self).__name__}: saved '{name}' has shape {np.shape(a)}, weight has {w.shape}")
+            if np.asarray(a).dtype != w.dtype:
+                raise ValueError(f"{type(self).__name__}: saved '{name}' is {np.asarray(a).dtype}, weight is {w.dtype}")
         it = iter(arrays)
         self.state = [{name: np.array(next(it), dtype=w.dtype) for name in self.slots} for w in weights]
-        for s, w in zip(self.state, weights):
-            for name, a in s.items():
-                if a.shape != w.shape:
-                    raise ValueError(f"{type(self).__name__}: saved '{name}' has shape {a.shape}, weight has {w.shape}")
         self.iterations = int(iterations)
 
 

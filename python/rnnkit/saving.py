@@ -19,11 +19,45 @@ WEIGHTS_FORMAT = "rnnkit-weights"
 FORMAT_VERSION = 1
 
 
+def _temporary_name(path, pid, tag) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{pid}.{tag}.tmp")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(path) -> None:
+    """Deletes the temporary files of saves to path whose process died mid-save (killed, or the machine
+    went down); those of a process still running are left to it."""
+    path = os.fspath(path)
+    prefix = os.path.basename(_temporary_name(path, "", ""))[: -len("..tmp")]
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        pid, dot, tag = name[len(prefix):-len(".tmp")].partition(".")
+        if name.startswith(prefix) and name.endswith(".tmp") and dot and pid.isdigit() and len(tag) == 8:
+            if int(pid) != os.getpid() and not _alive(int(pid)):
+                try:
+                    os.unlink(os.path.join(directory, name))
+                except FileNotFoundError:  # another process cleaned it first
+                    pass
+
+
 def atomic_write(path, write) -> None:
     """Calls write(binary_file) on a temporary file, then renames it to path."""
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    remove_stale_temporaries(path)
+    tmp = _temporary_name(path, os.getpid(), secrets.token_hex(4))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
     try:
         with os.fdopen(fd, "wb") as f:

@@ -86,25 +86,61 @@ def _split_validation(x, y, validation_split, validation_data, model):
     return x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
 
 
+def raise_keyboard_interrupt(signum, frame):
+    """A signal handler that makes a signal stop the program as Ctrl-C does, e.g. for SIGTERM:
+    ``signal.signal(signal.SIGTERM, raise_keyboard_interrupt)``; fit then stops it at a batch end too."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+INTERRUPTING = (signal.default_int_handler, raise_keyboard_interrupt)
+
+
 class InterruptAtBatchEnd:
-    """Ctrl-C during fit lets the batch under way finish: the weights are then those after a whole
-    update, never half of one. A second Ctrl-C interrupts at once, as usual. Only the main thread
-    receives signals, so elsewhere (or under a handler of the caller's own) nothing changes."""
+    """Ctrl-C (SIGINT) during fit lets the batch under way finish: the weights are then those after a
+    whole update, never half of one. So does SIGTERM when its handler is raise_keyboard_interrupt.
+    A second signal interrupts at once, as usual. Only the main thread receives signals, so elsewhere
+    (or under a handler of the caller's own) nothing changes."""
 
     def __enter__(self):
-        self.requested, self._previous = False, None
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self._previous = signal.signal(signal.SIGINT, self._request)
+        self.signal_name, self._previous = None, {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(signum) in INTERRUPTING:
+                    self._previous[signum] = signal.signal(signum, self._request)
         return self
 
+    @property
+    def requested(self) -> bool:
+        return self.signal_name is not None
+
     def _request(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, self._previous)
+        self.signal_name = self.signal_name or signal.Signals(signum).name
+        signal.signal(signum, self._previous[signum])
 
     def __exit__(self, *exc_info):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+class FitState:
+    """Where fit is, between two batches: the epoch, the batches of it done, the epoch's sample order
+    and its running sums. BackupAndRestore saves it, and restores it before the first epoch begins,
+    so training resumes at the very batch where it stopped."""
+
+    def __init__(self, epoch, input_shape):
+        self.input_shape = input_shape  # of one sample, to build the model before restoring weights into it
+        self.epoch, self.step = epoch, 0
+        self.order = None  # this epoch's shuffled sample order, or None for the natural order
+        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
+        self.stopping = False  # fit stops after this batch (a signal came)
+        self.completed = False  # every epoch ran, or a callback stopped training
+
+
+def _stop(model, cbs, history, state, interrupt, where):
+    cbs.on_train_end()
+    model.history = history
+    print(f"\nrnnkit: interrupted by {interrupt.signal_name}; training stopped {where}", file=sys.stderr)
+    raise KeyboardInterrupt(interrupt.signal_name)
 
 
 def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
@@ -118,35 +154,46 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     steps = -(-x.shape[0] // batch_size)
     history = History()
     chain = [history] + ([ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
-    cbs = CallbackList(chain, model, {"epochs": epochs, "steps": steps, "verbose": verbose})
+    cbs = CallbackList(chain, model, {"epochs": epochs, "steps": steps, "verbose": verbose,
+                                      "samples": x.shape[0], "batch_size": batch_size, "shuffle": bool(shuffle)})
     model.stop_training = False
-    cbs.on_train_begin()
+    state = model._fit_state = FitState(initial_epoch, tuple(x.shape[1:]))
+    cbs.on_train_begin()  # BackupAndRestore may move state to where an earlier run stopped
     with InterruptAtBatchEnd() as interrupt:
-        for epoch in range(initial_epoch, epochs):
+        while state.epoch < epochs:
+            epoch = state.epoch
             cbs.on_epoch_begin(epoch)
-            order = get_rng().permutation(x.shape[0]) if shuffle else None
-            loss_sum, correct, seen = 0.0, 0, 0
-            for step, idx in enumerate(_batches(x.shape[0], batch_size, order)):
+            if state.step == 0:
+                state.order = get_rng().permutation(x.shape[0]) if shuffle else None
+                state.loss_sum, state.correct, state.seen = 0.0, 0, 0
+            batches = list(_batches(x.shape[0], batch_size, state.order))
+            for step in range(state.step, len(batches)):
+                idx = batches[step]
                 cbs.on_train_batch_begin(step)
                 loss, right = model.train_on_batch(x[idx], y[idx])
-                loss_sum += loss * len(idx)
-                correct += right
-                seen += len(idx)
-                cbs.on_train_batch_end(step, _logs(model, loss_sum, correct, seen))
-                if interrupt.requested:
-                    cbs.on_train_end()
-                    model.history = history
-                    print(f"\nrnnkit: interrupted; training stopped after batch {step + 1}/{steps} of epoch "
-                          f"{epoch + 1}, whose update is complete", file=sys.stderr)
-                    raise KeyboardInterrupt
+                state.loss_sum += loss * len(idx)
+                state.correct += right
+                state.seen += len(idx)
+                state.step = step + 1
+                state.stopping = interrupt.requested  # read once: callbacks and the check below agree
+                cbs.on_train_batch_end(step, _logs(model, state.loss_sum, state.correct, state.seen))
+                if state.stopping:
+                    _stop(model, cbs, history, state, interrupt,
+                          f"after batch {step + 1}/{steps} of epoch {epoch + 1}, whose update is complete")
                 if model.stop_training:  # as Keras: the epoch ends here, with its validation
                     break
-            logs = _logs(model, loss_sum, correct, seen)
+            logs = _logs(model, state.loss_sum, state.correct, state.seen)
             if validation is not None:
                 logs.update(_evaluate_logs(model, *validation, batch_size, prefix="val_"))
+            state.epoch, state.step = epoch + 1, 0
+            state.completed = state.epoch >= epochs or model.stop_training
             cbs.on_epoch_end(epoch, logs)
+            if interrupt.requested:
+                state.completed = False
+                _stop(model, cbs, history, state, interrupt, f"at the end of epoch {epoch + 1}")
             if model.stop_training:
                 break
+    state.completed = True
     cbs.on_train_end()
     model.history = history
     return history

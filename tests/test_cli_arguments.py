@@ -1,0 +1,106 @@
+"""``rnnkit imdb`` checks its arguments and its output directory before any work: a mistake gets one
+line naming it and exit status 2, never a traceback, and nothing is read or written."""
+
+import json
+
+import pytest
+
+from rnnkit.cli import main
+
+from tiny_imdb import SEPARABLE_REVIEWS, write_tarball
+
+SMALL = ["--epochs", "2", "--batch-size", "8", "--maxlen", "12", "--num-words", "50", "--units", "4",
+         "--embed-dim", "4", "--verbose", "0"]
+
+
+@pytest.fixture()
+def archive(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return write_tarball(tmp_path, SEPARABLE_REVIEWS)
+
+
+def run(argv, capsys):
+    """(exit status, stdout, stderr) of rnnkit with these arguments."""
+    try:
+        status = main(argv)
+    except SystemExit as e:
+        status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+BAD = {
+    "--batch-size 0": (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    "--units 0": (["--units", "0"], "--units must be at least 1"),
+    "--maxlen 0": (["--maxlen", "0"], "--maxlen must be at least 1"),
+    "--embed-dim 0": (["--embed-dim", "0"], "--embed-dim must be at least 1"),
+    "--epochs 0": (["--epochs", "0"], "--epochs must be at least 1"),
+    "--num-words 1": (["--num-words", "1"], "--num-words must be at least 4"),
+    "--seed -1": (["--seed", "-1"], "--seed must be at least 0"),
+    "--validation-split 1.5": (["--validation-split", "1.5"], r"--validation-split must be in \[0, 1\)"),
+    "--validation-split -0.1": (["--validation-split", "-0.1"], r"--validation-split must be in \[0, 1\)"),
+    "--validation-split nan": (["--validation-split", "nan"], r"--validation-split must be in \[0, 1\)"),
+    "--maxlen 1e9": (["--maxlen", "1000000000"], "needs about .* GiB"),
+    "--units 100000": (["--units", "100000"], "needs about .* GiB"),
+    "--data missing": (["--data", "/nonexistent/aclImdb"], "--data /nonexistent/aclImdb: no such file"),
+    "--out /proc": (["--out", "/proc/rnnkit-test"], "--out /proc/rnnkit-test: cannot write there"),
+}
+
+
+@pytest.mark.parametrize("case", BAD, ids=list(BAD))
+def test_a_mistaken_argument_gets_one_line_and_exit_status_2_before_any_work(case, archive, tmp_path, capsys):
+    extra, message = BAD[case]
+    argv = ["imdb", *SMALL, "--data", str(archive), "--out", str(tmp_path / "run"), *extra]
+    status, out, err = run(argv, capsys)
+    assert status == 2
+    assert "Traceback" not in err and "Loading" not in out
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("rnnkit imdb: error: ")
+    assert __import__("re").search(message, last), last
+    if "--out" not in extra:
+        assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_an_output_directory_that_is_a_file_or_under_one_is_refused(where, archive, tmp_path, capsys):
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a directory")
+    out = blocker if where == "a file" else blocker / "run"
+    status, _, err = run(["imdb", *SMALL, "--data", str(archive), "--out", str(out)], capsys)
+    assert status == 2 and f"--out {out}: cannot write there" in err and "Traceback" not in err
+    assert blocker.read_text() == "not a directory"
+
+
+def test_data_that_is_not_a_dataset_gets_one_line_and_exit_status_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    bogus = tmp_path / "reviews.tar.gz"
+    bogus.write_bytes(b"this is not a tarball")
+    status, _, err = run(["imdb", *SMALL, "--data", str(bogus), "--out", str(tmp_path / "run")], capsys)
+    assert status == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("rnnkit imdb: error: ")
+
+
+def test_a_validation_split_that_leaves_no_training_reviews_gets_exit_status_2(archive, tmp_path, capsys):
+    status, _, err = run(["imdb", *SMALL, "--data", str(archive), "--out", str(tmp_path / "run"),
+                          "--validation-split", "0.999"], capsys)
+    assert status == 2 and "leaves no reviews on one side of the 300 training reviews" in err
+
+
+def test_without_validation_the_run_completes_and_reports_no_best_epoch(archive, tmp_path, capsys):
+    status, out, err = run(["imdb", *SMALL, "--data", str(archive), "--out", str(tmp_path / "run"),
+                            "--validation-split", "0"], capsys)
+    assert status == 0, err
+    result = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert set(result["history"]) == {"loss", "acc"} and result["best_epoch"] is None
+    assert result["completed"] is True and result["test_acc"] > 0.5 and "test_acc" in out
+
+
+def test_running_out_of_memory_anyway_gets_one_line_and_exit_status_1(archive, tmp_path, capsys, monkeypatch):
+    from rnnkit import imdb_run
+
+    def no_memory(args):
+        raise MemoryError("Unable to allocate 12.0 GiB")
+
+    monkeypatch.setattr(imdb_run, "build_model", no_memory)
+    status, _, err = run(["imdb", *SMALL, "--data", str(archive), "--out", str(tmp_path / "run")], capsys)
+    assert status == 1 and "out of memory" in err and "Traceback" not in err
