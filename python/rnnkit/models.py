@@ -3,12 +3,14 @@ get/set_weights and save/load."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import losses, optimizers, saving, training
 from . import metrics as metrics_lib
 from .layers import REGISTRY, Embedding, InputLayer
-from .layers.base import auto_name, shape_str
+from .layers.base import auto_name, shape_str, weights_from_file
 
 
 class Sequential:
@@ -235,29 +237,63 @@ class Sequential:
         saving.write_archive(filepath, saving.WEIGHTS_FORMAT, description, self.get_weights())
 
     def load_weights(self, filepath) -> None:
-        _, arrays = saving.read_archive(filepath, saving.WEIGHTS_FORMAT)
-        try:
-            self.set_weights(arrays)
-        except ValueError as e:
-            raise ValueError(f"{filepath}: the weights do not fit this model: {e}") from None
+        with saving.open_archive(filepath, saving.WEIGHTS_FORMAT) as archive:
+            self._set_weights_from(archive, 0)
+
+    def _set_weights_from(self, archive, first: int) -> None:
+        """The model's weights from the archive's arrays first, first + 1, ...: each checked against the
+        weight it replaces (shape and dtype) before it is read."""
+        if not self.built:
+            raise ValueError(f"{archive.path}: the model '{self.name}' is not built, so the weights have nothing to "
+                             f"fill: call it on data or give its input shape first")
+        named = [(layer, name) for layer in self.layers for name in layer.params]
+        if len(archive.specs) - first < len(named):
+            raise ValueError(f"{archive.path}: holds {len(archive.specs) - first} weight arrays, the model "
+                             f"'{self.name}' has {len(named)}")
+        arrays = [archive.read(first + i, layer.params[name].dtype, layer.params[name].shape,
+                               f"weight '{layer.name}/{name}'") for i, (layer, name) in enumerate(named)]
+        self.set_weights(arrays)
+
+
+# Failures of a description that JSON allows but rnnkit cannot build from: all mean a bad file.
+_BAD_DESCRIPTION = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError,
+                    NotImplementedError)
 
 
 def load_model(filepath, compile=True) -> Sequential:  # noqa: A002 (Keras' argument name)
     """A model saved with ``model.save``: architecture, weights and, when it was compiled, the
-    optimizer with its state, so training continues where it stopped."""
-    header, arrays = saving.read_archive(filepath, saving.MODEL_FORMAT)
-    try:
-        model = Sequential.from_config(header["model"])
-        if header.get("input_shape") is not None:
-            model.build(tuple(header["input_shape"]))
-        n = header["weight_arrays"]
-        model.set_weights(arrays[:n])
-        spec = header.get("compile")
-        if compile and spec is not None:
-            model.compile(optimizers.from_config(spec["optimizer"], spec["optimizer_config"]), spec["loss"],
-                          spec["metrics"])
-            weights = [layer.params[name] for layer, name in model.trainable_weights_and_layers()]
-            model.optimizer.set_state(arrays[n : n + spec["state_arrays"]], spec["iterations"], weights)
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{filepath}: the saved model cannot be rebuilt: {e}") from None
+    optimizer with its state, so training continues where it stopped. A file that is not such a
+    model raises ValueError naming it, before arrays larger than the file's own are allocated."""
+    with saving.open_archive(filepath, saving.MODEL_FORMAT) as archive:
+        header = archive.header
+        try:
+            n = header["weight_arrays"]
+            if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(archive.specs):
+                raise ValueError(f"weight_arrays is {n!r} for {len(archive.specs)} arrays")
+            with weights_from_file(sum(math.prod(shape) for _, shape in archive.specs[:n])):
+                model = Sequential.from_config(header["model"])
+                if header.get("input_shape") is not None:
+                    model.build(tuple(header["input_shape"]))
+            if len(model.get_weights()) != n:
+                raise ValueError(f"the description builds {len(model.get_weights())} weight arrays, the file has {n}")
+            if n:
+                model._set_weights_from(archive, 0)
+            spec = header.get("compile")
+            if compile and spec is not None:
+                model.compile(optimizers.from_config(spec["optimizer"], spec["optimizer_config"]), spec["loss"],
+                              spec["metrics"])
+                weights = [layer.params[name] for layer, name in model.trainable_weights_and_layers()]
+                count, slots, iterations = spec["state_arrays"], model.optimizer.slots, spec["iterations"]
+                if count not in (0, len(weights) * len(slots)) or n + count > len(archive.specs):
+                    raise ValueError(f"{count} optimizer state arrays for {len(weights)} weights")
+                if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+                    raise ValueError(f"the optimizer's iterations are {iterations!r}")
+                expected = [w for w in weights for _ in slots] if count else []
+                state = [archive.read(n + i, w.dtype, w.shape, f"optimizer state array {i}")
+                         for i, w in enumerate(expected)]
+                model.optimizer.set_state(state, iterations, weights)
+        except saving.ArchiveError:
+            raise
+        except _BAD_DESCRIPTION as e:
+            raise ValueError(f"{filepath}: the saved model cannot be rebuilt: {type(e).__name__}: {e}") from None
     return model

@@ -53,7 +53,8 @@ def save(path, model, params, extra=None) -> None:
 
 def describe(path):
     """(epoch, batch, extra) of a saved state: where the run stopped and what its writer added."""
-    header, _ = saving.read_archive(path, KIND)
+    with saving.open_archive(path, KIND) as archive:
+        header = archive.header
     try:
         return int(header["epoch"]), int(header["step"]), header.get("extra")
     except (KeyError, TypeError, ValueError) as e:
@@ -85,46 +86,53 @@ def restore(path, model, params):
     """Reads a state written by save() into the model, its optimizer, model._fit_state and the random
     generators; returns the file's ``extra``. The model must be built and compiled with the same
     optimizer, and fit called on as many samples with the same batch size when the state is mid-epoch."""
-    header, arrays = saving.read_archive(path, KIND)
+    with saving.open_archive(path, KIND) as archive:
+        return _restore(archive, model, params)
+
+
+def _restore(archive, model, params):
+    path, header = archive.path, archive.header
     try:
         epoch, step = int(header["epoch"]), int(header["step"])
         sums = float(header["loss_sum"]), int(header["correct"]), int(header["seen"])
         shapes = [tuple(int(d) for d in s) for s in header["weights"]]
         n_optimizer, has_order = int(header["optimizer_arrays"]), bool(header["has_order"])
         fit_params, optimizer_name = {key: header["fit"][key] for key in FIT_PARAMS}, header["optimizer"]
+        fit_params["samples"] = int(fit_params["samples"])
         iterations = int(header["iterations"])
         generators = header["generators"]
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise ValueError(f"{path}: not a complete training state ({type(e).__name__}: {e})") from None
     if epoch < 0 or step < 0 or iterations < 0:
         raise _fail(path, f"negative epoch, batch or iteration count ({epoch}, {step}, {iterations})")
-    if len(arrays) != len(shapes) + n_optimizer + has_order:
-        raise _fail(path, f"{len(arrays)} arrays for {len(shapes)} weights, {n_optimizer} optimizer arrays"
+    if len(archive.specs) != len(shapes) + n_optimizer + has_order:
+        raise _fail(path, f"{len(archive.specs)} arrays for {len(shapes)} weights, {n_optimizer} optimizer arrays"
                           f"{' and an order' if has_order else ''}")
-    current = model.get_weights()
+    current = model.weights
     if [w.shape for w in current] != shapes:
         raise _fail(path, f"weights shaped {shapes}, but the model's are {[w.shape for w in current]}")
-    for i, (saved, now) in enumerate(zip(arrays, current)):
-        if saved.dtype != now.dtype:
-            raise _fail(path, f"weight {i} is {saved.dtype}, the model's is {now.dtype}")
     if optimizer_name != model.optimizer.name:
         raise _fail(path, f"it was trained with {optimizer_name}, the model is compiled with {model.optimizer.name}")
-    order = arrays[-1] if has_order else None
     if step > 0:  # mid-epoch: the rest of the epoch only makes sense over the same batches
         now = {key: params.get(key) for key in FIT_PARAMS}
         if now != fit_params:
             raise _fail(path, f"it stopped mid-epoch in a fit over {fit_params}, this fit is over {now}")
-        if order is not None and (order.shape != (fit_params["samples"],) or order.dtype != np.int64
-                                  or not np.array_equal(np.sort(order), np.arange(fit_params["samples"]))):
-            raise _fail(path, "its sample order is not a permutation of the samples")
     generators = _checked_generators(path, generators)
-    weights = [layer.params[name] for layer, name in model.trainable_weights_and_layers()]
-    optimizer_arrays = arrays[len(shapes): len(shapes) + n_optimizer]
-    try:  # checks its own arrays before changing anything
-        model.optimizer.set_state(optimizer_arrays, iterations, weights)
-    except ValueError as e:
-        raise _fail(path, e) from None
-    model.set_weights(arrays[: len(shapes)])
+    trainable = [layer.params[name] for layer, name in model.trainable_weights_and_layers()]
+    slots = model.optimizer.slots
+    if n_optimizer not in (0, len(trainable) * len(slots)):
+        raise _fail(path, f"{n_optimizer} optimizer arrays for {len(trainable)} trainable weights")
+    weights = [archive.read(i, w.dtype, w.shape, f"weight {i}") for i, w in enumerate(current)]
+    expected = [w for w in trainable for _ in slots] if n_optimizer else []
+    optimizer_arrays = [archive.read(len(shapes) + i, w.dtype, w.shape, f"optimizer array {i}")
+                        for i, w in enumerate(expected)]
+    order = None
+    if has_order:
+        order = archive.read(len(archive.specs) - 1, np.int64, (fit_params["samples"],), "the sample order")
+        if not np.array_equal(np.sort(order), np.arange(len(order))):
+            raise _fail(path, "its sample order is not a permutation of the samples")
+    model.optimizer.set_state(optimizer_arrays, iterations, trainable)
+    model.set_weights(weights)
     state = model._fit_state
     state.epoch, state.step, state.order = epoch, step, order
     state.loss_sum, state.correct, state.seen = sums

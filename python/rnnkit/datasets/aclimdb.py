@@ -8,6 +8,7 @@ Reviews are taken in a fixed order (each split: neg then pos, each by file id), 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sys
 import tarfile
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checked_npz import CheckedNpz, NpzError, open_regular_file
 from ..saving import atomic_write
 from . import storage
 
@@ -49,23 +51,63 @@ class Corpus:
     test: Split
 
 
+# A review of the real dataset has at most 14 KB; these bound what a damaged or hostile one can cost.
+MAX_REVIEW_BYTES = 2**20
+MAX_TOTAL_BYTES = 2**30
+
+
+class _Budget:
+    """Counts the bytes of review text read, against MAX_TOTAL_BYTES."""
+
+    def __init__(self, source):
+        self.source, self.left = source, MAX_TOTAL_BYTES
+
+    def text(self, name, size, read):
+        if size > MAX_REVIEW_BYTES:
+            raise ValueError(f"{self.source}: {name} has {size} bytes, more than the {MAX_REVIEW_BYTES} a review "
+                             f"may have")
+        self.left -= size
+        if self.left < 0:
+            raise ValueError(f"{self.source}: more than {MAX_TOTAL_BYTES} bytes of reviews")
+        data = read(MAX_REVIEW_BYTES + 1)
+        if len(data) != size:
+            raise ValueError(f"{self.source}: {name} changed size while it was read")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{self.source}: {name} is not UTF-8 text (byte {data[e.start]:#04x} at offset "
+                             f"{e.start})") from None
+
+
 def _reviews(source: Path):
-    """(split, label, id, text) of every labeled review in a directory or tar archive."""
+    """(split, label, id, text) of every labeled review in a directory or tar archive. Reviews must be
+    regular files of at most MAX_REVIEW_BYTES of UTF-8 text: anything else raises ValueError naming it."""
+    budget = _Budget(source)
     if source.is_dir():
         for path in source.rglob("*.txt"):
             m = _REVIEW.search(path.as_posix())
             if m:
-                yield m.group(1), m.group(2), int(m.group(3)), path.read_text(encoding="utf-8")
+                name = path.relative_to(source).as_posix()
+                try:
+                    with open_regular_file(path, "file") as f:
+                        text = budget.text(name, os.fstat(f.fileno()).st_size, f.read)
+                except (NpzError, OSError) as e:
+                    raise ValueError(f"{source}: {name}: {e.strerror if isinstance(e, OSError) else e}") from None
+                yield m.group(1), m.group(2), int(m.group(3)), text
         return
     try:
-        with tarfile.open(source) as archive:
+        with open_regular_file(source, "file") as raw, tarfile.open(fileobj=raw) as archive:
             for member in archive:
                 m = _REVIEW.search(member.name)
-                if m and member.isfile():
-                    text = archive.extractfile(member).read().decode("utf-8")
-                    yield m.group(1), m.group(2), int(m.group(3)), text
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise ValueError(f"{source}: not a readable aclImdb archive (truncated or corrupted?): {e}") from None
+                if not m:
+                    continue
+                if not member.isfile():
+                    raise ValueError(f"{source}: {member.name} is not a regular file")
+                text = budget.text(member.name, member.size, archive.extractfile(member).read)
+                yield m.group(1), m.group(2), int(m.group(3)), text
+    except (tarfile.TarError, EOFError, zlib.error, OSError, NpzError) as e:
+        reason = " ".join(str(e).split())  # tarfile's reasons run over several lines
+        raise ValueError(f"{source}: not a readable aclImdb archive (truncated or corrupted?): {reason}") from None
 
 
 def parse(source: Path) -> Corpus:
@@ -110,16 +152,30 @@ def save(corpus: Corpus, path: Path) -> None:
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
+# The cache's members and the dtype and rank each must have.
+_CACHE_MEMBERS = {f"{split}_{name}": (np.dtype(dtype), 1) for split in ("train", "test")
+                  for name, dtype in (("ranks", np.int32), ("offsets", np.int64), ("labels", np.int64))}
+MAX_VOCABULARY_BYTES = 2**28
+
+
 def load(path: Path) -> Corpus:
     """The cached corpus; ValueError if the file is unreadable or inconsistent in any way."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            words = str(data["words"]).split("\n")
-            splits = [Split(data[f"{s}_ranks"], data[f"{s}_offsets"], data[f"{s}_labels"]) for s in ("train", "test")]
+        with CheckedNpz(path) as data:
+            dtype, shape = data.spec("words")
+            if dtype.kind != "U" or shape != () or dtype.itemsize > MAX_VOCABULARY_BYTES:
+                raise ValueError(f"words is a {dtype} array of shape {shape}")
+            for name, (expected, ndim) in _CACHE_MEMBERS.items():
+                dtype, shape = data.spec(name)
+                if dtype != expected or len(shape) != ndim:
+                    raise ValueError(f"{name} is a {dtype} array of shape {shape}, expected {ndim}-D {expected}")
+            words = str(data.read("words")).split("\n")
+            splits = [Split(data.read(f"{s}_ranks"), data.read(f"{s}_offsets"), data.read(f"{s}_labels"))
+                      for s in ("train", "test")]
     except Exception as e:  # any failure to read means: do not trust this file
         raise ValueError(f"{path}: unreadable corpus cache: {e}") from None
     for split in splits:
-        ok = (split.ranks.dtype == np.int32 and split.offsets.ndim == 1 and split.offsets.size == len(split) + 1
+        ok = (split.offsets.size == len(split) + 1
               and split.offsets[0] == 0 and split.offsets[-1] == split.ranks.size
               and np.all(np.diff(split.offsets) >= 0) and np.isin(split.labels, (0, 1)).all()
               and (split.ranks.size == 0 or (split.ranks.min() >= 1 and split.ranks.max() <= len(words))))

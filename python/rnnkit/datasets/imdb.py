@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import pickle
 import zipfile
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checked_npz import CheckedNpz, NpzError, open_regular_file
 from . import aclimdb, storage
 from .aclimdb import tokenize
 
@@ -44,6 +46,8 @@ def find_source(path=None) -> Path:
             source = Path(given).expanduser()
             if not source.exists():
                 raise FileNotFoundError(f"{what}={given}: no such file or directory")
+            if not (source.is_file() or source.is_dir()):  # a FIFO or a device would block or never end
+                raise ValueError(f"{what}={given}: not a regular file or a directory")
             return source
     cached = storage.cache_dir() / ARCHIVE
     if cached.exists():
@@ -64,46 +68,128 @@ def _is_keras_npz(source: Path) -> bool:
     return source.is_file() and zipfile.is_zipfile(source)
 
 
-class _ArraysOnlyUnpickler(pickle.Unpickler):
-    """Keras' imdb.npz stores its ragged reviews as pickled object arrays; allow nothing else."""
+MAX_PICKLE_BYTES = 2**26  # Keras' imdb.npz holds about 17 MB of pickled reviews
+_PICKLED_DTYPES = {"O", "O4", "O8", "b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f4", "f8"}
 
-    allowed = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-               ("numpy._core.multiarray", "_reconstruct")}
+
+class _PendingDtype:
+    """numpy.dtype as a pickle describes it: one of a few plain types, nothing else."""
+
+    def __init__(self, name, align=False, copy=True):
+        if not isinstance(name, str) or name not in _PICKLED_DTYPES:
+            raise pickle.UnpicklingError(f"refusing the dtype {name!r} in a dataset file")
+        self.dtype = np.dtype(name)
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">"):
+            self.dtype = self.dtype.newbyteorder(state[1])
+
+
+class _PendingArray:
+    """An ndarray as a pickle describes it, built only once its shape, dtype and data agree (NumPy's own
+    __setstate__ trusts them: an object array of a huge shape with a short list allocates the shape,
+    then crashes)."""
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise pickle.UnpicklingError("an array whose state is not (version, shape, dtype, order, data)")
+        _, shape, dtype, fortran_order, data = state
+        if not (isinstance(shape, tuple) and all(type(d) is int and d >= 0 for d in shape)):
+            raise pickle.UnpicklingError(f"an array of shape {shape!r}")
+        if not isinstance(dtype, _PendingDtype):
+            raise pickle.UnpicklingError("an array without a plain dtype")
+        dtype, size = dtype.dtype, math.prod(shape)
+        if dtype.hasobject:
+            if not isinstance(data, list) or len(data) != size:
+                raise pickle.UnpicklingError(f"an object array of shape {shape} with "
+                                             f"{len(data) if isinstance(data, list) else 'no list of'} elements")
+            array = np.empty(size, dtype=object)
+            for i, item in enumerate(data):
+                array[i] = item.array if isinstance(item, _PendingArray) else item
+        else:
+            if not isinstance(data, bytes) or len(data) != size * dtype.itemsize:
+                raise pickle.UnpicklingError(f"a {dtype} array of shape {shape} with the wrong number of bytes")
+            array = np.frombuffer(data, dtype=dtype).copy()
+        self.array = array.reshape(shape, order="F" if fortran_order else "C")
+
+
+def _reconstruct(cls, shape, typecode):
+    if cls is not np.ndarray:
+        raise pickle.UnpicklingError(f"refusing to build {cls!r} from a dataset file")
+    return _PendingArray()
+
+
+def _scalar(dtype, data):
+    if not isinstance(dtype, _PendingDtype) or dtype.dtype.hasobject or not isinstance(data, bytes) \
+            or len(data) != dtype.dtype.itemsize:
+        raise pickle.UnpicklingError("a malformed NumPy scalar")
+    return np.frombuffer(data, dtype=dtype.dtype)[0].item()
+
+
+def _latin1_bytes(text, encoding):
+    """How pickle protocol 2 writes bytes under Python 3: _codecs.encode(text, 'latin1')."""
+    if not isinstance(text, str) or encoding != "latin1":
+        raise pickle.UnpicklingError("refusing _codecs.encode other than of text to latin1 bytes")
+    return text.encode("latin1")
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Keras' imdb.npz stores its ragged reviews as pickled object arrays of lists of ints; allow
+    nothing but arrays, plain dtypes and scalars, each built only after it is checked."""
+
+    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): _PendingDtype,
+               ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+               ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+               ("numpy.core.multiarray", "scalar"): _scalar, ("numpy._core.multiarray", "scalar"): _scalar,
+               ("_codecs", "encode"): _latin1_bytes}
 
     def find_class(self, module, name):
         if (module, name) in self.allowed:
-            return super().find_class(module, name)
+            return self.allowed[module, name]
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a dataset file")
 
 
-def _read_npy(raw):
-    """One .npy member: plain arrays without pickle, object arrays through _ArraysOnlyUnpickler."""
-    try:
-        return np.lib.format.read_array(raw, allow_pickle=False)
-    except ValueError:
-        raw.seek(0)
-        if np.lib.format.read_magic(raw)[0] == 1:
-            np.lib.format.read_array_header_1_0(raw)
-        else:
-            np.lib.format.read_array_header_2_0(raw)
-        return _ArraysOnlyUnpickler(raw).load()
+def _keras_member(npz, name):
+    """Member `name` of Keras' imdb.npz as an array: plain, or unpickled by _ArraysOnlyUnpickler."""
+    dtype, shape = npz.spec(name)
+    if not dtype.hasobject:
+        return npz.read(name)
+    shape, data = npz.pickled(name, MAX_PICKLE_BYTES)
+    loaded = _ArraysOnlyUnpickler(io.BytesIO(data)).load()
+    if not isinstance(loaded, _PendingArray) or loaded.array.shape != shape:
+        raise ValueError(f"{name}: the pickle does not hold the {shape} array its header declares")
+    return loaded.array
+
+
+def _review_ranks(review, where):
+    ranks = np.asarray(review)
+    if ranks.ndim != 1 or (ranks.size and ranks.dtype.kind not in "iu"):
+        raise ValueError(f"{where} is not a list of integer word ids")
+    if ranks.size and (ranks.min() < 1 or ranks.max() >= 2**31):
+        raise ValueError(f"{where} has word id {ranks.min() if ranks.min() < 1 else ranks.max()}, outside "
+                         f"[1, 2**31)")
+    return ranks.astype(np.int32)
 
 
 def _read_keras_npz(source: Path):
     """(train Split, test Split) from Keras' imdb.npz, whose reviews are word ranks already."""
-    arrays = {}
     try:
-        with zipfile.ZipFile(source) as archive:
-            for name in archive.namelist():
-                arrays[name[:-4]] = _read_npy(io.BytesIO(archive.read(name)))
-        splits = []
-        for s in ("train", "test"):
-            reviews = [np.asarray(r, np.int64) for r in arrays[f"x_{s}"]]
-            lengths = [len(r) for r in reviews]
-            ranks = np.concatenate(reviews).astype(np.int32) if reviews else np.zeros(0, np.int32)
-            offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-            splits.append(aclimdb.Split(ranks, offsets, np.asarray(arrays[f"y_{s}"], np.int64)))
-    except (KeyError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError) as e:
+        with CheckedNpz(source) as npz:
+            splits = []
+            for s in ("train", "test"):
+                reviews, labels = _keras_member(npz, f"x_{s}"), _keras_member(npz, f"y_{s}")
+                if reviews.ndim not in (1, 2) or labels.ndim != 1 or len(labels) != len(reviews):
+                    raise ValueError(f"x_{s} {reviews.shape} and y_{s} {labels.shape} are not one label per review")
+                if labels.dtype.kind not in "biu" or not np.isin(labels, (0, 1)).all():
+                    raise ValueError(f"y_{s} holds labels other than 0 and 1: {np.unique(labels)[:5].tolist()}")
+                ranks = [_review_ranks(r, f"review {i} of x_{s}") for i, r in enumerate(reviews)]
+                offsets = np.concatenate([[0], np.cumsum([len(r) for r in ranks])]).astype(np.int64)
+                flat = np.concatenate(ranks) if ranks else np.zeros(0, np.int32)
+                splits.append(aclimdb.Split(flat, offsets, labels.astype(np.int64)))
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, KeyError, TypeError, OverflowError, EOFError, RecursionError,
+            pickle.UnpicklingError) as e:
         raise ValueError(f"{source}: not a readable Keras imdb.npz: {e}") from None
     return splits
 
@@ -175,10 +261,32 @@ def get_word_index(path=None) -> dict:
         index_file = source.with_name("imdb_word_index.json")
         if not index_file.exists():
             raise FileNotFoundError(f"{source} is Keras' imdb.npz; its word index is expected at {index_file}")
-        with open(index_file, encoding="utf-8") as f:
-            return {str(k): int(v) for k, v in json.load(f).items()}
+        return _read_word_index(index_file)
     if source.suffix == ".json":
-        with open(source, encoding="utf-8") as f:
-            return {str(k): int(v) for k, v in json.load(f).items()}
+        return _read_word_index(source)
     words = aclimdb.cached_corpus(source, storage.cache_dir()).words
     return {w: i + 1 for i, w in enumerate(words)}
+
+
+MAX_WORD_INDEX_BYTES = 2**26
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _read_word_index(path: Path) -> dict:
+    """Keras' imdb_word_index.json: a JSON object of word -> rank >= 1."""
+    try:
+        with open_regular_file(path) as f:
+            text = f.read(MAX_WORD_INDEX_BYTES + 1)
+        if len(text) > MAX_WORD_INDEX_BYTES:
+            raise ValueError(f"more than {MAX_WORD_INDEX_BYTES} bytes")
+        index = json.loads(text.decode("utf-8"), parse_constant=_refuse_constant)
+        if not isinstance(index, dict) or not all(type(v) is int and v >= 1 for v in index.values()):
+            raise ValueError("not a JSON object of word -> rank (an integer >= 1)")
+    except FileNotFoundError:
+        raise
+    except (NpzError, ValueError, OSError, RecursionError) as e:
+        raise ValueError(f"{path}: not a readable word index: {e}") from None
+    return {str(k): v for k, v in index.items()}

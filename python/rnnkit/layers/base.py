@@ -3,6 +3,9 @@ backward needs, and a backward that leaves the weight gradients in ``layer.grads
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import math
 import re
 from collections import defaultdict
 from typing import Optional
@@ -11,6 +14,21 @@ import numpy as np
 
 _name_counts: defaultdict = defaultdict(int)
 FLOAT_DTYPES = ("float32", "float64")
+
+# While a saved model is rebuilt: how many weight elements its file holds and the layers may still take.
+_file_budget: contextvars.ContextVar = contextvars.ContextVar("rnnkit_file_budget", default=None)
+
+
+@contextlib.contextmanager
+def weights_from_file(elements: int):
+    """Layers built inside take uninitialized weights (the file's arrays fill them next), no random
+    draws, and at most `elements` numbers in all: a description asking for more than its file holds
+    raises ValueError before anything that size is allocated."""
+    token = _file_budget.set([int(elements)])
+    try:
+        yield
+    finally:
+        _file_budget.reset(token)
 
 
 def auto_name(cls_name: str) -> str:
@@ -75,7 +93,17 @@ class Layer:
     # --- weights ---------------------------------------------------------------------------------
 
     def add_weight(self, name, shape, initializer):
-        self.params[name] = initializer(tuple(int(s) for s in shape), self.dtype)
+        shape = tuple(int(s) for s in shape)
+        budget = _file_budget.get()
+        if budget is None:
+            self.params[name] = initializer(shape, self.dtype)
+            return
+        size = math.prod(shape)
+        if min(shape, default=0) < 0 or size > budget[0]:
+            raise ValueError(f"Layer '{self.name}': weight '{name}' of shape {shape} is more than the file holds "
+                             f"({budget[0]} numbers left)")
+        budget[0] -= size
+        self.params[name] = np.empty(shape, self.dtype)
 
     def ensure_built(self, input_shape) -> None:
         if not self.built:
