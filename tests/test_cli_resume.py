@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -195,3 +196,46 @@ def test_a_nan_loss_in_the_first_epoch_saves_no_model(workspace, tmp_path, monke
     assert "before any epoch ended with a finite loss: no model saved" in capsys.readouterr().out
     assert not (out / "model.rnnkit").exists()
     assert json.loads((out / "history.json").read_text())["terminated_on_nan"] == {"epoch": 1, "batch": 6}
+
+
+@pytest.mark.parametrize("member", ["__header__.npy", "array_00000.npy"])
+def test_resume_from_a_damaged_backup_gets_one_line_and_exit_status_2(workspace, tmp_path, monkeypatch, capsys,
+                                                                      member):
+    monkeypatch.setenv("XDG_CACHE_HOME", workspace[2]["XDG_CACHE_HOME"])
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(Sequential, "evaluate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+        assert run_in_process(small_args(workspace, out)) == 130
+    backup = out / "backup" / "training_state.rnnkit"
+    data = bytearray(backup.read_bytes())
+    with zipfile.ZipFile(backup) as z:
+        info = z.getinfo(member)
+    data[info.header_offset + 30 + len(member) + info.file_size // 2] ^= 0xFF  # in the member's data
+    backup.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert run_in_process(small_args(workspace, out, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"delete {out / 'backup'} to start over" in err
+
+
+def test_resume_mid_epoch_over_other_data_gets_one_line_and_exit_status_2(workspace, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", workspace[2]["XDG_CACHE_HOME"])
+    out = tmp_path / "run"
+    train_on_batch, calls = Sequential.train_on_batch, []
+
+    def ctrl_c_at_batch_40(self, x, y):
+        calls.append(1)
+        if len(calls) == 40:
+            signal.raise_signal(signal.SIGINT)
+        return train_on_batch(self, x, y)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Sequential, "train_on_batch", ctrl_c_at_batch_40)
+        assert run_in_process(small_args(workspace, out)) == 130
+    fewer = write_tarball(tmp_path / "fewer", SEPARABLE_REVIEWS[:100] + SEPARABLE_REVIEWS[300:400])
+    argv = small_args(workspace, out, "--resume")
+    argv[argv.index("--data") + 1] = str(fewer)
+    capsys.readouterr()
+    assert run_in_process(argv) == 2
+    err = capsys.readouterr().err
+    assert "--resume: " in err and "stopped mid-epoch in a fit over" in err and "Traceback" not in err

@@ -136,7 +136,7 @@ def check_resume(args, backup_path: Path) -> None:
     try:
         epoch, step, extra = describe(backup_path)
     except ValueError as e:
-        raise UsageError(f"{e}; delete it to start over") from None
+        raise UsageError(f"{e}; delete {backup_path.parent} to start over") from None
     where = f"in epoch {epoch + 1}, after batch {step}" if step else f"after epoch {epoch}"
     if not args.resume:
         raise UsageError(f"{backup_path.parent} holds the backup of a run that stopped {where}: add --resume to "

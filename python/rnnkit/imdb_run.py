@@ -53,6 +53,12 @@ class RunBackup(BackupAndRestore):
         super().__init__(out / BACKUP_DIR, delete_checkpoint=False)
         self.config, self.record, self.nan_guard = config, record, nan_guard
 
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except ValueError as e:  # a backup this run cannot continue: the user's call what to do with it
+            raise UsageError(f"--resume: {e}; delete {self.backup_dir} to start over") from None
+
     def backup(self):
         if self.nan_guard.terminated_at is None:
             super().backup()
