@@ -1,4 +1,4 @@
-"""The kernels' own float32 tanh and sigmoid (cpp/rnnkit/activations.hpp) against float64, over the
+"""The kernels' own float32 tanh and sigmoid (cpp/simd/activations.hpp) against float64, over the
 whole range a gate sees and at its ends, read through one-step layers that apply nothing else:
 a SimpleRNN with an identity kernel gives tanh(x); a GRU whose update gate reads x, with h0 = 1 and a
 candidate of tanh(0) = 0, gives z = sigmoid(x)."""

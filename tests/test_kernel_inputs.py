@@ -1,7 +1,6 @@
 """What the kernels do with bad, odd and concurrent input: a clear exception or a correct result."""
 
 import re
-import threading
 
 import numpy as np
 import pytest
@@ -12,16 +11,11 @@ from rnnkit import kernels, reference
 from cells import (
     CELLS,
     GATES,
-    assert_same_bits,
     backward,
     forward,
-    gradient_names,
     loss_gradients,
     make_problem,
-    reference_step,
     state_names,
-    train_step,
-    with_each_thread_count,
 )
 
 
@@ -193,121 +187,6 @@ def test_backward_rejects_a_forward_from_elsewhere(cell):
     other = "gru" if cell != "gru" else "lstm"
     with pytest.raises(TypeError, match=r"fwd: expected"):
         backward(kernels, cell, forward(kernels, other, make_problem(other, 2, 3, 4, 5)))
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_concurrent_calls_from_python_threads_are_each_correct(cell):
-    problems = [make_problem(cell, 5, 40, 6, 9, seed=s, initial_state=True) for s in range(4)]
-    expected = [forward(kernels, cell, p) for p in problems]
-    expected_grads = [backward(kernels, cell, f, *loss_gradients(cell, f, "both")) for f in expected]
-    results = [None] * len(problems)
-
-    def work(i):
-        for _ in range(5):
-            fwd = forward(kernels, cell, problems[i])
-            results[i] = (fwd, backward(kernels, cell, fwd, *loss_gradients(cell, fwd, "both")))
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(problems))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for (fwd, grads), want, want_grads in zip(results, expected, expected_grads):
-        np.testing.assert_array_equal(fwd.outputs, want.outputs)
-        for name in gradient_names(cell):
-            np.testing.assert_array_equal(getattr(grads, name), getattr(want_grads, name))
-
-
-def test_kernels_release_the_gil_while_they_run():
-    """Python code keeps running in another thread during a long kernel call."""
-    p = make_problem("lstm", 64, 3000, 32, 64, dtype=np.float32)
-    done = threading.Event()
-    spins_during_call = 0
-
-    def run():
-        forward(kernels, "lstm", p)
-        done.set()
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    while not done.is_set():
-        spins_during_call += 1
-    worker.join()
-    assert spins_during_call > 1000
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_results_do_not_depend_on_the_thread_count(cell):
-    p = make_problem(cell, 37, 60, 5, 19, dtype=np.float32, initial_state=True)
-    assert_same_bits(cell, with_each_thread_count(lambda n: train_step(cell, p), threads=(1, 2, 3)))
-
-
-@pytest.mark.parametrize("lengths", [None, "random"])
-@pytest.mark.parametrize("cell", CELLS)
-def test_large_batches_match_the_reference_with_the_same_bits_for_any_thread_count(cell, lengths):
-    """600 rows: each thread runs several blocks of rows per step, and the weight-gradient products
-    cover more rows than one block; 1 to 4 threads give the reference's gradients and the same bits."""
-    batch, timesteps = 600, 9
-    options = {}
-    if lengths:
-        options = dict(lengths=np.random.default_rng(5).integers(0, timesteps + 1, batch), padding="post")
-    p = make_problem(cell, batch, timesteps, 3, 4, initial_state=True, seed=6)
-    _, d, ref_grads = reference_step(cell, p, **options)
-    single = make_problem(cell, batch, timesteps, 3, 4, dtype=np.float32, initial_state=True, seed=6)
-
-    def run(n):
-        grads = backward(kernels, cell, forward(kernels, cell, p, **options), *d)
-        for name in gradient_names(cell):
-            np.testing.assert_allclose(getattr(grads, name), getattr(ref_grads, name), rtol=1e-10,
-                                       atol=1e-10, err_msg=f"{cell} {name}, {n} threads")
-        return train_step(cell, single, **options)
-
-    assert_same_bits(cell, with_each_thread_count(run))
-
-
-def test_set_num_threads_while_other_threads_run_kernels_changes_no_result():
-    problems = {cell: make_problem(cell, 33, 50, 6, 17, dtype=np.float32, seed=3, initial_state=True) for cell in CELLS}
-    expected = {}
-    for cell, p in problems.items():
-        fwd = forward(kernels, cell, p)
-        expected[cell] = (fwd, backward(kernels, cell, fwd, *loss_gradients(cell, fwd, "both")))
-    stop = threading.Event()
-    failures = []
-
-    def run_kernels(cell):
-        want_fwd, want_grads = expected[cell]
-        for _ in range(15):
-            fwd = forward(kernels, cell, problems[cell])
-            grads = backward(kernels, cell, fwd, *loss_gradients(cell, fwd, "both"))
-            if not np.array_equal(fwd.outputs, want_fwd.outputs) or not all(
-                    np.array_equal(getattr(grads, n), getattr(want_grads, n)) for n in gradient_names(cell)):
-                failures.append(cell)
-
-    def change_thread_count():
-        n = 0
-        while not stop.is_set():
-            rnnkit.set_num_threads(1 + n % 4)
-            n += 1
-
-    previous = rnnkit.get_num_threads()
-    changer = threading.Thread(target=change_thread_count)
-    workers = [threading.Thread(target=run_kernels, args=(cell,)) for cell in CELLS for _ in range(2)]
-    try:
-        changer.start()
-        for t in workers:
-            t.start()
-        for t in workers:
-            t.join()
-    finally:
-        stop.set()
-        changer.join()
-        rnnkit.set_num_threads(previous)
-    assert failures == []
-
-
-def test_set_num_threads_rejects_zero():
-    with pytest.raises(ValueError, match=r"set_num_threads: expected a thread count >= 1, got 0"):
-        rnnkit.set_num_threads(0)
 
 
 def test_build_info_describes_the_build():

@@ -13,17 +13,13 @@ from rnnkit.utils import set_random_seed
 from cells import (
     CELLS,
     assert_close,
-    assert_same_bits,
     backward,
     forward,
     gradient_names,
     loss_gradients,
     make_problem,
     numerical_gradient,
-    reference_step,
     state_names,
-    train_step,
-    with_each_thread_count,
 )
 
 LAYERS = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
@@ -339,107 +335,3 @@ def test_masked_stacked_model_trains_and_ignores_leading_padding():
     # with the mask, the leading padding cannot change the result
     longer = np.concatenate([np.zeros((64, 4), int), x], axis=1)
     np.testing.assert_allclose(model.predict(longer), model.predict(x), rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize("padding", ["pre", "post"])
-@pytest.mark.parametrize("cell", CELLS)
-def test_lengths_across_many_step_chunks_match_the_reference_for_any_thread_count(cell, padding):
-    """The backward runs 16 steps at a time, and the step loops ask for x and d_outputs two steps
-    ahead: sequences ending inside a chunk, on its border, in the first step and one or two steps
-    before another, with every thread count, inference and training."""
-    p = make_problem(cell, 9, 40, 3, 5, initial_state=True, seed=4)
-    lengths = [40, 0, 17, 16, 15, 33, 1, 32, 31]
-    options = dict(lengths=lengths, padding=padding)
-    ref, d, ref_grads = reference_step(cell, p, **options)
-
-    def run(n):
-        fwd = forward(kernels, cell, p, **options)
-        assert_close(fwd.outputs, ref.outputs, 1e-10, f"outputs, {n} threads")
-        inference = forward(kernels, cell, p, save_for_backward=False, **options)
-        np.testing.assert_array_equal(inference.outputs, fwd.outputs)
-        grads = backward(kernels, cell, fwd, *d)
-        for name in gradient_names(cell):
-            assert_close(getattr(grads, name), getattr(ref_grads, name), 1e-10, f"{name}, {n} threads")
-
-    with_each_thread_count(run, threads=(1, 2, 3))
-
-
-def lengths_with_edges(seed, batch, timesteps):
-    """Random lengths in [0, timesteps] with the first three rows full and the next two empty."""
-    lengths = np.random.default_rng(seed).integers(0, timesteps + 1, batch)
-    lengths[:3], lengths[3:5] = timesteps, 0
-    return lengths
-
-
-def assert_reference_and_same_bits(cell, batch, timesteps, options, seed):
-    """For 1 to 4 threads: outputs and gradients as the reference's (float64, 8 units), and in float32
-    (16 units) the same bits for every thread count."""
-    p = make_problem(cell, batch, timesteps, 3, 8, initial_state=True, seed=seed)
-    ref, d, ref_grads = reference_step(cell, p, **options)
-    single = make_problem(cell, batch, timesteps, 3, 16, dtype=np.float32, initial_state=True, seed=seed)
-
-    def run(n):
-        fwd = forward(kernels, cell, p, **options)
-        assert_close(fwd.outputs, ref.outputs, 1e-10, f"outputs, {n} threads")
-        grads = backward(kernels, cell, fwd, *d)
-        for name in gradient_names(cell):
-            assert_close(getattr(grads, name), getattr(ref_grads, name), 1e-10, f"{name}, {n} threads")
-        return train_step(cell, single, **options)
-
-    assert_same_bits(cell, with_each_thread_count(run))
-
-
-@pytest.mark.parametrize("padding", [None, "pre", "post"])
-@pytest.mark.parametrize("cell", CELLS)
-def test_weight_gradients_summed_over_row_slices_give_the_reference_and_the_same_bits(cell, padding):
-    """From 64 rows on, the backward sums each weight and bias gradient over two fixed slices of the
-    rows (those each of two threads runs; with lengths, re-split every 16 steps) and adds the slices
-    up at the end; with three or four threads, a slice's columns are split among its threads. Every
-    thread count gives the reference's gradients and, in float32, the same bits."""
-    batch, timesteps = 70, 40
-    options = dict(lengths=lengths_with_edges(11, batch, timesteps), padding=padding) if padding else {}
-    assert_reference_and_same_bits(cell, batch, timesteps, options, seed=12)
-
-
-@pytest.mark.parametrize("padding", [None, "post"])
-@pytest.mark.parametrize("cell", CELLS)
-def test_token_gradients_summed_over_row_slices_match_the_dense_path_with_the_same_bits(cell, padding):
-    """The token path sums the d_gates of each id into a table per slice of the rows and adds the
-    tables up after the loop: its gradients are those of the dense path fed the looked-up rows, with
-    dembeddings their dx summed by id, and the same bits for 1 to 4 threads."""
-    batch, timesteps, vocabulary = 70, 40, 25
-    rng = np.random.default_rng(13)
-    table = rng.standard_normal((vocabulary, 3))
-    ids = rng.integers(0, vocabulary, (batch, timesteps))
-    options = dict(lengths=lengths_with_edges(15, batch, timesteps), padding=padding) if padding else {}
-    p = make_problem(cell, batch, timesteps, 3, 8, initial_state=True, seed=14)
-
-    def run(n):
-        tokens = forward(kernels, cell, dict(p, x=ids), embeddings=table, **options)
-        d = loss_gradients(cell, tokens, "both")
-        grads = backward(kernels, cell, tokens, *d)
-        dense = backward(kernels, cell, forward(kernels, cell, dict(p, x=table[ids]), **options), *d)
-        for name in gradient_names(cell)[1:]:
-            assert_close(getattr(grads, name), getattr(dense, name), 1e-10, f"{name}, {n} threads")
-        by_id = np.zeros_like(table)
-        np.add.at(by_id, ids, dense.dx)
-        assert_close(grads.dembeddings, by_id, 1e-10, f"dembeddings, {n} threads")
-        single = dict(p, x=ids, **{k: v.astype(np.float32) for k, v in p.items() if k != "x"})
-        fwd32 = forward(kernels, cell, single, embeddings=table.astype(np.float32), **options)
-        return backward(kernels, cell, fwd32, *loss_gradients(cell, fwd32, "both")).dembeddings
-
-    runs = with_each_thread_count(run)
-    for n, dembeddings in zip((2, 3, 4), runs[1:]):
-        np.testing.assert_array_equal(dembeddings, runs[0], err_msg=f"dembeddings, {n} threads")
-
-
-@pytest.mark.parametrize("padding", ["pre", "post"])
-@pytest.mark.parametrize("cell", CELLS)
-def test_thread_borders_at_single_rows_give_the_reference_and_the_same_bits(cell, padding):
-    """With lengths, the threads split the rows where their real steps balance, for the whole forward
-    and anew for every 16 steps of the backward. At 8 float64 units (16 float32) a state row fills a
-    cache line, so a border may fall after any row: every split gives the reference's results, and
-    float32 gives the same bits for 1 to 4 threads."""
-    batch, timesteps = 45, 70
-    options = dict(lengths=lengths_with_edges(8, batch, timesteps), padding=padding)
-    assert_reference_and_same_bits(cell, batch, timesteps, options, seed=9)

@@ -147,17 +147,17 @@ def test_rmsprop_fused_update_equals_the_numpy_formula_over_steps(dtype):
 
 
 def test_rmsprop_fused_update_refuses_arrays_it_cannot_update_in_place():
-    from rnnkit import _core
+    from rnnkit import kernels
 
     w, g, v = np.ones((4, 3)), np.ones((4, 3)), np.zeros((4, 3))
     with pytest.raises(ValueError, match="weight: expected a writeable, C-contiguous array"):
-        _core.rmsprop_update(np.ones((3, 4)).T, g, v, 0.1, 0.9, 1e-7)
+        kernels.rmsprop_update(np.ones((3, 4)).T, g, v, 0.1, 0.9, 1e-7)
     with pytest.raises(TypeError, match="velocity: dtype float32 does not match weight's float64"):
-        _core.rmsprop_update(w, g, v.astype(np.float32), 0.1, 0.9, 1e-7)
+        kernels.rmsprop_update(w, g, v.astype(np.float32), 0.1, 0.9, 1e-7)
     with pytest.raises(ValueError, match=re.escape("grad: expected shape (weight's shape) = (4, 3), got (3, 4)")):
-        _core.rmsprop_update(w, np.ones((3, 4)), v, 0.1, 0.9, 1e-7)
+        kernels.rmsprop_update(w, np.ones((3, 4)), v, 0.1, 0.9, 1e-7)
     with pytest.raises(ValueError, match="expected three separate arrays"):
-        _core.rmsprop_update(w, g, w, 0.1, 0.9, 1e-7)
+        kernels.rmsprop_update(w, g, w, 0.1, 0.9, 1e-7)
     # a strided weight still trains: the optimizer falls back to the NumPy expressions
     strided = np.ones((3, 4)).T
     RMSprop(0.1).apply([strided], [np.ones((4, 3))])

@@ -15,8 +15,8 @@
 
 #include <unistd.h>
 
-#include "../buffer_pool.hpp"
-#include "../rnnkit/problem.hpp"
+#include "runtime/buffer_pool.hpp"
+#include "simd/recurrent_call.hpp"
 
 namespace rnnkit {
 namespace py = pybind11;
@@ -280,22 +280,5 @@ py::array_t<T> copy_of(const py::array_t<T>& a) {
   std::memcpy(out.mutable_data(), a.data(), sizeof(T) * static_cast<std::size_t>(a.size()));
   return out;
 }
-
-// Scratch memory from the buffer pool for the duration of one call.
-template <class T>
-class PooledScratch {
- public:
-  explicit PooledScratch(index_t n) : bytes_(sizeof(T) * static_cast<std::size_t>(n)) {
-    data_ = static_cast<T*>(buffer_pool::acquire(bytes_));
-  }
-  ~PooledScratch() { buffer_pool::release(data_, bytes_); }
-  PooledScratch(const PooledScratch&) = delete;
-  PooledScratch& operator=(const PooledScratch&) = delete;
-  T* get() const { return data_; }
-
- private:
-  std::size_t bytes_;
-  T* data_;
-};
 
 }  // namespace rnnkit

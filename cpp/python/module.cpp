@@ -1,19 +1,18 @@
-// rnnkit._core: the module, its thread setting and build description, and the embedding helpers. The
-// recurrent kernels are bound in recurrent.cpp. Use rnnkit.kernels, which wraps these.
+// rnnkit._core: the module, its thread setting and build description, the embedding lookup and the
+// fused RMSprop step. The recurrent entry points are bound in recurrent.cpp. Use rnnkit.kernels, the one
+// door to these.
 #include <atomic>
 #include <cstdint>
 #include <string>
 
-#include "../rnnkit/kernel_table.hpp"
-#include "arrays.hpp"
-#include "module.hpp"
+#include "python/arrays.hpp"
+#include "python/module.hpp"
+#include "runtime/dispatch.hpp"
 
 namespace rnnkit {
 namespace {
 
 std::atomic<int> g_threads{1};
-
-#define RNNKIT_BY_FLOAT_TYPE(impl, size, ...) (size == 4 ? impl<float>(__VA_ARGS__) : impl<double>(__VA_ARGS__))
 
 template <class T>
 py::array embedding_forward_impl(const py::handle& ids_obj, const py::array& table_arr) {
@@ -31,7 +30,7 @@ py::array embedding_forward_impl(const py::handle& ids_obj, const py::array& tab
   T* o = out.mutable_data();
   {
     py::gil_scoped_release release;
-    kernels().get<T>().embedding_forward(id, ids.size(), t, width, o);
+    simd_build().get<T>().embedding_forward(id, ids.size(), t, width, o);
   }
   return std::move(out);
 }
@@ -54,7 +53,7 @@ py::array embedding_backward_impl(const py::handle& ids_obj, const py::array& d_
   T* g = d_table.mutable_data();
   {
     py::gil_scoped_release release;
-    kernels().get<T>().embedding_backward(id, ids.size(), d, rows, width, g);
+    simd_build().get<T>().embedding_backward(id, ids.size(), d, rows, width, g);
   }
   return std::move(d_table);
 }
@@ -92,7 +91,7 @@ void rmsprop_update_impl(const py::handle& weight_obj, const py::handle& grad_ob
   }
   py::gil_scoped_release release;
   // (1 - rho) is formed in double, as the NumPy expression does, then rounded once to T
-  kernels().get<T>().rmsprop_update(n, w, g, v, T(learning_rate), T(rho), T(1.0 - rho), T(epsilon));
+  simd_build().get<T>().rmsprop_update(n, w, g, v, T(learning_rate), T(rho), T(1.0 - rho), T(epsilon));
 }
 
 py::dict build_info() {
@@ -105,9 +104,9 @@ py::dict build_info() {
 #else
   info["build"] = "portable";
 #endif
-  info["simd"] = kernels().isa;
+  info["simd"] = simd_build().isa;
   py::list available;
-  for (const auto& isa : compiled_isas()) {
+  for (const auto& isa : compiled_simd_builds()) {
     if (isa.supported) available.append(isa.name);
   }
   info["simd_available"] = available;
@@ -124,8 +123,8 @@ int current_threads() { return g_threads.load(); }
 
 PYBIND11_MODULE(_core, m) {
   using namespace rnnkit;
-  m.doc() = "rnnkit's C++ kernels. Use rnnkit.kernels, which wraps these with result objects.";
-  kernels();  // a bad RNNKIT_ISA fails the import, not the first call
+  m.doc() = "rnnkit's C++ extension. Use rnnkit.kernels, which wraps these with result objects.";
+  simd_build();  // a bad RNNKIT_ISA fails the import, not the first call
 
   m.def("set_num_threads", [](int n) {
     if (n < 1) throw py::value_error("set_num_threads: expected a thread count >= 1, got " + std::to_string(n));

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import os
 
-from . import _core
+from . import kernels
 
-__version__ = _core.build_info()["version"]
+__version__ = kernels.build_info()["version"]
 
 
 def set_num_threads(n: int) -> None:
     """Threads the kernels use from the next call on (results do not depend on it)."""
-    _core.set_num_threads(int(n))
+    kernels.set_num_threads(n)
 
 
 def get_num_threads() -> int:
-    return _core.get_num_threads()
+    return kernels.get_num_threads()
 
 
 def build_info() -> dict:
     """How the extension was built: version, compiler, flags, SIMD level in use, float types, threads."""
-    return _core.build_info()
+    return kernels.build_info()
 
 
 def _default_threads() -> int:
@@ -43,7 +43,7 @@ def _default_threads() -> int:
 
 set_num_threads(_default_threads())
 
-from . import callbacks, datasets, kernels, layers, losses, models, optimizers, preprocessing, reference, utils  # noqa: E402,I001
+from . import callbacks, datasets, layers, losses, models, optimizers, preprocessing, reference, utils  # noqa: E402,I001
 
 __all__ = ["kernels", "reference", "layers", "models", "optimizers", "losses", "callbacks", "utils", "datasets",
            "preprocessing",

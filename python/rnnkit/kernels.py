@@ -33,6 +33,9 @@ the last states (None = zero), and returns one gradient per input, shaped like i
 state is wanted, as for Keras' ``return_sequences=False`` (a ``d_outputs`` is still accepted by the
 backward: the sequence is what the forward computed, only not returned). The kernels run
 with the GIL released, on ``rnnkit.get_num_threads()`` threads; results do not depend on that number.
+
+This module is the one door to the C++ extension: the layers, optimizers and training loop call the
+embedding lookup, the fused RMSprop step and the token-id check through it too.
 """
 
 from __future__ import annotations
@@ -59,6 +62,10 @@ __all__ = [
     "lstm_backward",
     "gru_forward",
     "gru_backward",
+    "embedding_forward",
+    "embedding_backward",
+    "rmsprop_update",
+    "check_token_ids",
 ]
 
 ArrayOrNone = Optional[np.ndarray]
@@ -83,7 +90,7 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=No
 
 def simple_rnn_backward(fwd: SimpleRNNForward, d_outputs=None, d_h=None) -> SimpleRNNGradients:
     """Gradients ``dx, dkernel, drecurrent_kernel, dbias, dh0`` from d(loss)/d(outputs) and d(loss)/d(h)."""
-    check_forward_result(fwd, SimpleRNNForward, "rnnkit.kernels.simple_rnn_forward", tuple)
+    check_forward_result(fwd, SimpleRNNForward, "rnnkit.kernels.simple_rnn_forward", _core.ForwardRecord)
     return _gradients(SimpleRNNGradients, _core.simple_rnn_backward(fwd.saved, d_outputs, d_h))
 
 
@@ -102,7 +109,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths
 
 def lstm_backward(fwd: LSTMForward, d_outputs=None, d_h=None, d_c=None) -> LSTMGradients:
     """Gradients ``dx, dkernel, drecurrent_kernel, dbias, dh0, dc0``."""
-    check_forward_result(fwd, LSTMForward, "rnnkit.kernels.lstm_forward", tuple)
+    check_forward_result(fwd, LSTMForward, "rnnkit.kernels.lstm_forward", _core.ForwardRecord)
     return _gradients(LSTMGradients, _core.lstm_backward(fwd.saved, d_outputs, d_h, d_c))
 
 
@@ -121,5 +128,38 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, pad
 
 def gru_backward(fwd: GRUForward, d_outputs=None, d_h=None) -> GRUGradients:
     """Gradients ``dx, dkernel, drecurrent_kernel, dbias, dh0``."""
-    check_forward_result(fwd, GRUForward, "rnnkit.kernels.gru_forward", tuple)
+    check_forward_result(fwd, GRUForward, "rnnkit.kernels.gru_forward", _core.ForwardRecord)
     return _gradients(GRUGradients, _core.gru_backward(fwd.saved, d_outputs, d_h))
+
+
+def embedding_forward(ids, table) -> np.ndarray:
+    """``table[ids]``, every id checked to lie in ``[0, len(table))`` (IndexError naming the first one)."""
+    return _core.embedding_forward(ids, table)
+
+
+def embedding_backward(ids, d_outputs, rows) -> np.ndarray:
+    """The gradient of a (rows, width) table: each row of d_outputs added to the row its id names."""
+    return _core.embedding_backward(ids, d_outputs, rows)
+
+
+def rmsprop_update(weight, grad, velocity, learning_rate, rho, epsilon) -> None:
+    """One RMSprop step of ``weight`` and ``velocity`` in place, in one pass over memory
+    (``rnnkit.optimizers.RMSprop``'s arithmetic without momentum or centering)."""
+    _core.rmsprop_update(weight, grad, velocity, learning_rate, rho, epsilon)
+
+
+def check_token_ids(ids, rows, name="ids") -> None:
+    """TypeError unless ``ids`` holds integers; IndexError naming the first id outside ``[0, rows)``."""
+    _core.check_token_ids(ids, rows, name)
+
+
+def set_num_threads(n: int) -> None:
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    return _core.get_num_threads()
+
+
+def build_info() -> dict:
+    return _core.build_info()

@@ -137,9 +137,8 @@ class Sequential:
     def _backward(self, d_outputs, from_logits):
         last = self.layers[-1]
         d = last.backward_from_logits(d_outputs) if from_logits else last.backward(d_outputs)
-        # with the embedding fused, the recurrent layer's backward fills the Embedding's gradient too
-        stop = 1 if self._fused else 0
-        for layer in reversed(self.layers[stop:-1]):
+        # with the embedding fused, the recurrent layer hands the Embedding its table's gradient
+        for layer in reversed(self.layers[:-1]):
             d = layer.backward(d)
 
     def __call__(self, x, training=False):

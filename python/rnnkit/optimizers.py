@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from . import kernels
 
 
 class Optimizer:
@@ -76,7 +76,7 @@ class RMSprop(Optimizer):
         v = s["velocity"]
         if not self.centered and self.momentum == 0 and _fusable(w):
             # the same arithmetic as below, in one pass over memory instead of nine
-            _core.rmsprop_update(w, g, v, self.learning_rate, self.rho, self.epsilon)
+            kernels.rmsprop_update(w, g, v, self.learning_rate, self.rho, self.epsilon)
             return
         v *= self.rho
         v += (1 - self.rho) * g * g

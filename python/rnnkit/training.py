@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-from . import _core
+from . import kernels
 from .callbacks import CallbackList, History, ProgbarLogger
 from .layers import Embedding
 from .utils.random import get_rng
@@ -35,7 +35,7 @@ def check_inputs(model, x, what="x"):
             raise TypeError(f"{what}: the model starts with Embedding '{first.name}', which takes integer token ids, "
                             f"got a {x.dtype} array (convert with .astype('int32') if the values are ids)")
         # here, so that positions refer to the caller's x
-        _core.check_token_ids(x, first.input_dim, f"{what}: Embedding '{first.name}' (input_dim={first.input_dim})")
+        kernels.check_token_ids(x, first.input_dim, f"{what}: Embedding '{first.name}' (input_dim={first.input_dim})")
     return x
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core, activations, initializers
+from .. import activations, initializers, kernels
 from .base import Layer, check_units
 
 
@@ -34,6 +34,18 @@ def Input(shape=None, dtype=None, name=None):  # noqa: N802 (Keras' spelling)
     return InputLayer(shape=shape, dtype=dtype, name=name)
 
 
+class TableGradient:
+    """The gradient of an embedding table, which a recurrent layer that read token ids through the
+    table itself (fused with the Embedding) returns as its input gradient: the Embedding takes it as
+    its own. Two of them add up, as both directions of a Bidirectional layer read the table."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def __add__(self, other):
+        return TableGradient(self.table + other.table)
+
+
 class Embedding(Layer):
     """Token ids (batch, timesteps) -> vectors (batch, timesteps, output_dim).
 
@@ -61,12 +73,15 @@ class Embedding(Layer):
     def forward(self, inputs, *, training=False, mask=None):
         self._ids = inputs
         try:
-            return _core.embedding_forward(inputs, self.params["embeddings"])
+            return kernels.embedding_forward(inputs, self.params["embeddings"])
         except (IndexError, TypeError) as e:
             raise type(e)(f"Embedding '{self.name}' (input_dim={self.input_dim}): {e}") from None
 
     def backward(self, d_outputs):
-        self.grads["embeddings"] = _core.embedding_backward(self._ids, d_outputs, self.input_dim)
+        if isinstance(d_outputs, TableGradient):  # from a recurrent layer that read the table itself
+            self.grads["embeddings"] = d_outputs.table
+        else:
+            self.grads["embeddings"] = kernels.embedding_backward(self._ids, d_outputs, self.input_dim)
         return None  # ids have no gradient
 
     def compute_mask(self, inputs, mask):

@@ -8,6 +8,7 @@ import numpy as np
 from .. import initializers, kernels
 from ..utils.random import get_rng
 from .base import Layer, check_units
+from .core import TableGradient
 from .masking import Compression, check_mask, lengths_and_padding
 
 
@@ -21,7 +22,6 @@ class RNN(Layer):
 
     cell = ""
     gates = 1
-    backward_fn = None
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
@@ -78,7 +78,7 @@ class RNN(Layer):
     def forward(self, inputs, *, training=False, mask=None, embedding=None):
         """The layer's output. With ``embedding`` (the Embedding layer feeding this one), ``inputs`` are
         its token ids: the kernel looks them up itself, projecting the table once instead of every
-        token, and the backward hands the table's gradient to that layer.
+        token, and the backward returns the table's gradient (a TableGradient) for that layer.
 
         ``mask`` (batch, timesteps), True at real steps, follows Keras: a masked step carries the
         state over and repeats the previous output (zeros before the first real step). Padding at
@@ -113,7 +113,7 @@ class RNN(Layer):
                 lengths, padding = self._compression.lengths, "post"
             else:
                 lengths, padding = found
-        self._embedding = embedding
+        self._fused = embedding is not None
         forward_fn = getattr(kernels, f"{self.cell}_forward")
         self._fwd = forward_fn(x, self.params["kernel"], self.params["recurrent_kernel"], self._bias(),
                                lengths=lengths, padding=padding, save_for_backward=training, embeddings=table,
@@ -152,9 +152,8 @@ class RNN(Layer):
         self.grads["recurrent_kernel"] = grads.drecurrent_kernel
         if self.use_bias:
             self.grads["bias"] = grads.dbias
-        if self._embedding is not None:
-            self._embedding.grads["embeddings"] = grads.dembeddings
-            return None
+        if self._fused:
+            return TableGradient(grads.dembeddings)
         dx = grads.dx
         if self._compression is not None:
             dx = self._compression.expand_input_gradient(dx)

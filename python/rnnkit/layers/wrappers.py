@@ -68,7 +68,6 @@ class Bidirectional(Layer):
         if self.return_sequences:
             backward = backward[:, ::-1]
         self._outputs = forward, backward
-        self._embedding = embedding
         merged = self._merge(forward, backward)
         return [merged] + states if self.return_state else merged
 
@@ -103,14 +102,8 @@ class Bidirectional(Layer):
         n = len(d_states) // 2
         if self.return_state:
             d_forward, d_backward = [d_forward] + d_states[:n], [d_backward] + d_states[n:]
-        dx_forward = self.forward_layer.backward(d_forward)
-        if self._embedding is not None:  # both directions read the table: their gradients add up
-            d_table = self._embedding.grads["embeddings"]
-            self.backward_layer.backward(d_backward)
-            self._embedding.grads["embeddings"] = d_table + self._embedding.grads["embeddings"]
-            dx = None
-        else:
-            dx = dx_forward + self.backward_layer.backward(d_backward)
+        # both directions read the input (or, fused with an Embedding, its table): the gradients add up
+        dx = self.forward_layer.backward(d_forward) + self.backward_layer.backward(d_backward)
         for sub, prefix in ((self.forward_layer, "forward"), (self.backward_layer, "backward")):
             for name, grad in sub.grads.items():
                 self.grads[f"{prefix}/{name}"] = grad

@@ -1,4 +1,4 @@
-// Small dense matrix products for the recurrent kernels.
+// Small dense matrix products for the recurrent cells.
 //
 //   C (m x n, row stride ldc)  =  init  +  A (m x k) · B (k x n, row stride ldb)  [+ A2 · B2]
 //
@@ -11,17 +11,17 @@
 // p = 0..k-1 whichever tile shape covers it, so splitting rows or NR-aligned columns between
 // threads never changes a result bit.
 //
-// The tiles are compiled apart from the kernels that call them (gemm.cpp), and each full-width tile
-// is a function of its own: written inline in the kernels' large translation unit, how GCC compiled
+// The tiles are compiled apart from the step loops that call them (gemm.cpp), and each full-width tile
+// is a function of its own: written inline in the step loops' large translation unit, how GCC compiled
 // their loops (accumulators in registers or moved through the stack around each k loop, row offsets
 // in registers or reloaded every step) followed its inlining budget there, so a change anywhere in
-// the kernels could make the products 5-10% slower.
+// the cells could make the products 5-10% slower.
 #pragma once
 
 #include <algorithm>
 #include <cstring>
 
-#include "isa.hpp"
+#include "simd/isa.hpp"
 
 namespace rnnkit {
 namespace RNNKIT_ISA {
@@ -230,17 +230,6 @@ void gemm(index_t m, index_t n, index_t k, const T* a, index_t a_rs, index_t a_c
   template void gemm2<T>(index_t, index_t, const Factor<T>&, const Factor<T>&, T*, index_t, Init, const T*)
 extern RNNKIT_GEMM2(float);
 extern RNNKIT_GEMM2(double);
-
-// Columns [begin, end) of an n-column product that thread `part` of `parts` owns. Boundaries fall on
-// NR-wide panels, so that each part's columns start a whole panel; the results do not depend on where
-// they fall (see the top of this file).
-template <class T>
-inline void column_share(index_t n, int part, int parts, index_t& begin, index_t& end) {
-  constexpr index_t NR = TileShape<T>::nr;
-  const index_t panels = (n + NR - 1) / NR;
-  begin = std::min(n, panels * part / parts * NR);
-  end = std::min(n, panels * (part + 1) / parts * NR);
-}
 
 }  // namespace RNNKIT_ISA
 }  // namespace rnnkit

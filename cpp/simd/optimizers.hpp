@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "isa.hpp"
+#include "simd/isa.hpp"
 
 namespace rnnkit {
 namespace RNNKIT_ISA {

@@ -1,21 +1,21 @@
-// Picks the SIMD build of the kernels at run time. A native build (the default for a local install)
+// Picks the SIMD build of the entry points at run time. A native build (the default for a local install)
 // has exactly one, compiled for the build machine; a portable build has a generic one and, on x86-64,
 // AVX2 and AVX-512 ones, of which the best the CPU supports runs. RNNKIT_ISA in the environment names
 // a lower one to use instead (for tests and comparisons).
+#include "runtime/dispatch.hpp"
+
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "rnnkit/kernel_table.hpp"
-
 namespace rnnkit {
 namespace {
 
 struct Build {
-  IsaInfo info;
-  const KernelTable& (*table)();
+  SimdBuildInfo info;
+  const SimdBuild& (*get)();
 };
 
 [[maybe_unused]] bool cpu_supports(const char* isa) {
@@ -36,22 +36,22 @@ struct Build {
 const Build* builds(int& count) {
   static const Build all[] = {
 #if defined(RNNKIT_NATIVE_BUILD)
-      {{"native", true}, kernel_table_native},
+      {{"native", true}, simd_build_native},
 #else
 #if defined(RNNKIT_HAVE_AVX512)
-      {{"avx512", cpu_supports("avx512")}, kernel_table_avx512},
+      {{"avx512", cpu_supports("avx512")}, simd_build_avx512},
 #endif
 #if defined(RNNKIT_HAVE_AVX2)
-      {{"avx2", cpu_supports("avx2")}, kernel_table_avx2},
+      {{"avx2", cpu_supports("avx2")}, simd_build_avx2},
 #endif
-      {{"generic", true}, kernel_table_generic},
+      {{"generic", true}, simd_build_generic},
 #endif
   };
   count = static_cast<int>(sizeof(all) / sizeof(all[0]));
   return all;
 }
 
-const KernelTable& choose() {
+const SimdBuild& choose() {
   int count = 0;
   const Build* all = builds(count);
   const char* wanted = std::getenv("RNNKIT_ISA");
@@ -62,7 +62,7 @@ const KernelTable& choose() {
         if (!all[i].info.supported) {
           throw std::runtime_error(std::string("RNNKIT_ISA=") + wanted + ": this CPU does not support it");
         }
-        return all[i].table();
+        return all[i].get();
       }
       names += std::string(names.empty() ? "" : ", ") + all[i].info.name;
     }
@@ -70,22 +70,22 @@ const KernelTable& choose() {
                              names + ")");
   }
   for (int i = 0; i < count; ++i) {
-    if (all[i].info.supported) return all[i].table();
+    if (all[i].info.supported) return all[i].get();
   }
-  return all[count - 1].table();
+  return all[count - 1].get();
 }
 
 }  // namespace
 
-const KernelTable& kernels() {
-  static const KernelTable& chosen = choose();
+const SimdBuild& simd_build() {
+  static const SimdBuild& chosen = choose();
   return chosen;
 }
 
-std::vector<IsaInfo> compiled_isas() {
+std::vector<SimdBuildInfo> compiled_simd_builds() {
   int count = 0;
   const Build* all = builds(count);
-  std::vector<IsaInfo> infos;
+  std::vector<SimdBuildInfo> infos;
   for (int i = 0; i < count; ++i) infos.push_back(all[i].info);
   return infos;
 }

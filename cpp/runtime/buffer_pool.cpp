@@ -1,4 +1,4 @@
-#include "buffer_pool.hpp"
+#include "runtime/buffer_pool.hpp"
 
 #include <cstdlib>
 #include <iterator>

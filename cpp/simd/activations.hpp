@@ -24,19 +24,18 @@
 #include <cstdint>
 #include <cstring>
 
-#include "isa.hpp"
+#include "simd/isa.hpp"
 
 namespace rnnkit {
+namespace RNNKIT_ISA {
 
 // 9: float's tanh rounds to +-1 beyond it; 120: the sigmoid's |t| is clamped to it, which keeps 2^t
-// and the result normal numbers. Defined in activations.cpp, where the kernels do not see their
+// and the result normal numbers. Defined in activations.cpp, where the cells do not see their
 // values, on purpose: knowing them, GCC 12 splits the vectorized loops at the bound and clamps with
 // compares and blends (a 512-bit compare takes an FMA slot); not knowing them, it clamps with vminps,
 // which runs beside the FMAs: LSTM inference ran about 3% faster.
 extern const float kTanhSaturation;
 extern const float kSigmoidExponentBound;
-
-namespace RNNKIT_ISA {
 
 template <class T>
 struct Expm1Constants;

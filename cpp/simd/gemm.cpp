@@ -1,5 +1,5 @@
-// The products of one SIMD build, compiled apart from the kernels that call them (gemm.hpp says why).
-#include "rnnkit/gemm.hpp"
+// The products of one SIMD build, compiled apart from the step loops that call them (gemm.hpp says why).
+#include "simd/gemm.hpp"
 
 namespace rnnkit {
 namespace RNNKIT_ISA {

@@ -1,9 +1,9 @@
-// Every kernel header lives in the namespace rnnkit::RNNKIT_ISA. The same headers are compiled once
+// Every header of simd/ lives in the namespace rnnkit::RNNKIT_ISA. The same headers are compiled once
 // per instruction set (generic, avx2, avx512 for a portable build; native otherwise), each build
-// under its own namespace so the copies never collide; dispatch.cpp picks one at run time.
+// under its own namespace so the copies never collide; runtime/dispatch.cpp picks one at run time.
 #pragma once
 
-#include "problem.hpp"
+#include "simd/recurrent_call.hpp"
 
 #ifndef RNNKIT_ISA
 #define RNNKIT_ISA native
