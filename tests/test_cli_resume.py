@@ -221,16 +221,16 @@ def test_resume_from_a_damaged_backup_gets_one_line_and_exit_status_2(workspace,
 def test_resume_mid_epoch_over_other_data_gets_one_line_and_exit_status_2(workspace, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", workspace[2]["XDG_CACHE_HOME"])
     out = tmp_path / "run"
-    train_on_batch, calls = Sequential.train_on_batch, []
+    step, calls = Sequential._step, []
 
-    def ctrl_c_at_batch_40(self, x, y):
-        calls.append(1)
-        if len(calls) == 40:
+    def ctrl_c_at_batch_40(self, xs, ys, sws, training_mode):
+        calls.append(training_mode)
+        if calls.count(True) == 40 and training_mode:
             signal.raise_signal(signal.SIGINT)
-        return train_on_batch(self, x, y)
+        return step(self, xs, ys, sws, training_mode)
 
     with monkeypatch.context() as patch:
-        patch.setattr(Sequential, "train_on_batch", ctrl_c_at_batch_40)
+        patch.setattr(Sequential, "_step", ctrl_c_at_batch_40)
         assert run_in_process(small_args(workspace, out)) == 130
     fewer = write_tarball(tmp_path / "fewer", SEPARABLE_REVIEWS[:100] + SEPARABLE_REVIEWS[300:400])
     argv = small_args(workspace, out, "--resume")

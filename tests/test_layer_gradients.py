@@ -81,13 +81,12 @@ def test_whole_model_gradient_embedding_lstm_dense_binary_crossentropy():
     y = rng.integers(0, 2, 5)
     model.build((None, 6))
     # gradients as train_on_batch computes them, without the update
-    model._forward(x, True)
-    labels = model.loss.check_targets(y, (5, 1))
-    _, d_logits = model.loss.value_and_gradient_from_logits(labels, model.layers[-1].logits)
-    model._backward(d_logits, from_logits=True)
+    (y_pred,), _ = model._run_forward([x], True)
+    _, d_logits = model.loss.value_and_gradient(y, y_pred, logits=model.layers[-1].logits)
+    model._run_backward([d_logits], [True])
 
     def loss():
-        return model.test_on_batch(x, y)[0]
+        return model.test_on_batch(x, y)
 
     for layer in model.layers:
         for name, w in layer.params.items():

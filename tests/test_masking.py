@@ -176,8 +176,8 @@ def masked_model(cell, padding, go_backwards=False, bidirectional=False, return_
 
 
 def layer_gradients(model, x, d):
-    out = model._forward(x, True)
-    model._backward(d, from_logits=False)
+    (out,), _ = model._run_forward([x], True)
+    model._run_backward([d], [False])
     return out, [g.copy() for layer in model.layers for g in layer.grads.values()]
 
 

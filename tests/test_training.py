@@ -81,13 +81,14 @@ def test_validation_split_holds_out_the_last_samples_before_shuffling():
     set_random_seed(0)
     model = Sequential([Embedding(200, 4), SimpleRNN(3), Dense(1, activation="sigmoid")])
     model.compile(optimizer="sgd", loss="binary_crossentropy")
-    original = model.train_on_batch
+    original = model._step
 
-    def spy(x, y):
-        seen.append(x[:, 0].copy())
-        return original(x, y)
+    def spy(xs, ys, sws, training_mode):
+        if training_mode:
+            seen.append(xs[0][:, 0].copy())
+        return original(xs, ys, sws, training_mode)
 
-    model.train_on_batch = spy
+    model._step = spy
     x = np.arange(100).reshape(100, 1).repeat(3, axis=1)
     model.fit(x, np.arange(100) % 2, epochs=1, batch_size=10, validation_split=0.2, verbose=0)
     trained = np.sort(np.concatenate(seen))

@@ -43,8 +43,10 @@ def _default_threads() -> int:
 
 set_num_threads(_default_threads())
 
-from . import callbacks, datasets, layers, losses, models, optimizers, preprocessing, reference, utils  # noqa: E402,I001
+from . import callbacks, datasets, layers, losses, metrics, models, optimizers, preprocessing, reference, utils  # noqa: E402,I001
+from .layers import Input  # noqa: E402
+from .models import Model, Sequential  # noqa: E402
 
-__all__ = ["kernels", "reference", "layers", "models", "optimizers", "losses", "callbacks", "utils", "datasets",
-           "preprocessing",
+__all__ = ["kernels", "reference", "layers", "models", "optimizers", "losses", "metrics", "callbacks", "utils",
+           "datasets", "preprocessing", "Input", "Model", "Sequential",
            "set_num_threads", "get_num_threads", "build_info", "__version__"]

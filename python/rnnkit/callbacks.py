@@ -92,11 +92,12 @@ class ProgbarLogger(Callback):
         return f"{elapsed:.0f}s {1000 * elapsed / max(done, 1):.0f}ms/step", elapsed
 
     def on_train_batch_end(self, batch, logs=None):
+        self.done = batch + 1
         if self.verbose != 1:
             return
         now = time.perf_counter()
         done = batch + 1
-        if now - self.last_draw < self.min_interval and done < self.steps:
+        if now - self.last_draw < self.min_interval and (self.steps is None or done < self.steps):
             return
         self.last_draw = now
         timing, _ = self._timing(done)
@@ -104,17 +105,20 @@ class ProgbarLogger(Callback):
         self.stream.flush()
 
     def _bar(self, done, width=30):
+        if self.steps is None:  # a generator without steps_per_epoch: the count only
+            return f"{done}/Unknown"
         filled = int(width * done / max(self.steps, 1))
         arrow = ">" if filled < width else ""
         return f"{done}/{self.steps} [" + "=" * filled + arrow + "." * (width - filled - len(arrow)) + "]"
 
     def on_epoch_end(self, epoch, logs=None):
-        timing, _ = self._timing(self.steps)
+        steps = self.steps if self.steps is not None else getattr(self, "done", 0)
+        timing, _ = self._timing(steps)
         if self.verbose == 1:
-            self.stream.write(f"\r{self._bar(self.steps)} - {timing} - {format_logs(logs or {})}\n")
+            self.stream.write(f"\r{self._bar(steps)} - {timing} - {format_logs(logs or {})}\n")
         elif self.verbose == 2:
             self.stream.write(
-                f"Epoch {epoch + 1}/{self.params.get('epochs')} - {self.steps} steps - {timing} - "
+                f"Epoch {epoch + 1}/{self.params.get('epochs')} - {steps} steps - {timing} - "
                 f"{format_logs(logs or {})}\n"
             )
         self.stream.flush()
@@ -292,7 +296,7 @@ class BackupAndRestore(Callback):
             return
         state = self.model._fit_state
         if not self.model.built:
-            self.model.build(state.input_shape)
+            state.build_model()
         extra = training_state.restore(self.path, self.model, self.params)
         self.restored = (state.epoch, state.step)
         self.restore_extra(extra)

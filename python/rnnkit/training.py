@@ -1,89 +1,33 @@
-"""The loops behind Sequential.fit, evaluate and predict."""
+"""The loops behind fit, evaluate and predict, over what data_adapters.py makes of their data."""
 
 from __future__ import annotations
 
 import signal
 import sys
 import threading
+import warnings
 
 import numpy as np
 
-from . import kernels
 from .callbacks import CallbackList, History, ProgbarLogger
-from .layers import Embedding
+from .data_adapters import ArrayData, _Exhausted, _unpack, adapter, is_dataset, is_generator
 from .utils.random import get_rng
 
-DEFAULT_BATCH_SIZE = 32  # Keras' default
+__all__ = ["fit", "evaluate", "predict", "raise_keyboard_interrupt", "ArrayData"]
 
 
-def _check_compiled(model):
-    if model.optimizer is None or model.loss is None:
+def check_compiled(model):
+    if model.compiled is None:
         raise RuntimeError("You must compile your model before training/testing. "
                            "Use `model.compile(optimizer, loss)`.")
 
 
-def check_inputs(model, x, what="x"):
-    """x as an array with at least one sample, of ids when the model starts with an Embedding."""
-    if x is None:
-        raise ValueError(f"{what} is required")
-    x = np.asarray(x)
-    if x.ndim == 0 or x.shape[0] == 0:
-        raise ValueError(f"{what} is empty (shape {x.shape}): at least one sample is needed")
-    first = model.layers[0] if model.layers else None
-    if isinstance(first, Embedding):
-        if x.dtype.kind not in "iu":
-            raise TypeError(f"{what}: the model starts with Embedding '{first.name}', which takes integer token ids, "
-                            f"got a {x.dtype} array (convert with .astype('int32') if the values are ids)")
-        # here, so that positions refer to the caller's x
-        kernels.check_token_ids(x, first.input_dim, f"{what}: Embedding '{first.name}' (input_dim={first.input_dim})")
-    return x
-
-
-def check_data(model, x, y, what="x"):
-    x = check_inputs(model, x, what)
-    if y is None:
-        raise ValueError(f"labels for {what} are required")
-    y = np.asarray(y)
-    if y.ndim == 0 or y.shape[0] != x.shape[0]:
-        n = y.shape[0] if y.ndim else "a scalar"
-        raise ValueError(f"{what} and its labels have different numbers of samples: {x.shape[0]} and {n}")
-    return x, y
-
-
-def _batches(n, batch_size, order=None):
-    idx = np.arange(n) if order is None else order
-    for start in range(0, n, batch_size):
-        yield idx[start : start + batch_size]
-
-
-def _batch_size(batch_size):
-    if batch_size is None:
-        return DEFAULT_BATCH_SIZE
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return int(batch_size)
-
-
-def _logs(model, loss_sum, correct, seen, prefix=""):
-    logs = {prefix + "loss": loss_sum / seen}
-    for name in model.metrics:
-        logs[prefix + name] = correct / seen
-    return logs
-
-
-def _split_validation(x, y, validation_split, validation_data, model):
-    if validation_data is not None:
-        if len(validation_data) != 2:
-            raise ValueError("validation_data must be a tuple (x_val, y_val)")
-        return x, y, check_data(model, *validation_data, what="validation_data x")
-    if not 0.0 <= validation_split < 1.0:
-        raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
-    if validation_split == 0.0:
-        return x, y, None
-    split_at = int(x.shape[0] * (1.0 - validation_split))
-    if split_at == 0 or split_at == x.shape[0]:
-        raise ValueError(f"validation_split={validation_split} leaves no samples on one side of {x.shape[0]}")
-    return x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
+def results_as_keras_returns(logs, return_dict):
+    """What Keras' evaluate and train_on_batch return: a dict, the loss alone, or [loss, metric...]."""
+    if return_dict:
+        return dict(logs)
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
 
 
 def raise_keyboard_interrupt(signum, frame):
@@ -124,14 +68,14 @@ class InterruptAtBatchEnd:
 
 class FitState:
     """Where fit is, between two batches: the epoch, the batches of it done, the epoch's sample order
-    and its running sums. BackupAndRestore saves it, and restores it before the first epoch begins,
-    so training resumes at the very batch where it stopped."""
+    (arrays) and the running means of the logs (in the compiled model). BackupAndRestore saves it, and
+    restores it before the first epoch begins, so training resumes at the very batch where it stopped."""
 
-    def __init__(self, epoch, input_shape):
-        self.input_shape = input_shape  # of one sample, to build the model before restoring weights into it
+    def __init__(self, epoch, build_model, indexable):
+        self.build_model = build_model  # builds the model before weights are restored into it
+        self.indexable = indexable  # whether a batch can be fetched by its number (not a generator)
         self.epoch, self.step = epoch, 0
         self.order = None  # this epoch's shuffled sample order, or None for the natural order
-        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
         self.stopping = False  # fit stops after this batch (a signal came)
         self.completed = False  # every epoch ran, or a callback stopped training
 
@@ -143,48 +87,91 @@ def _stop(model, cbs, history, state, interrupt, where):
     raise KeyboardInterrupt(interrupt.signal_name)
 
 
-def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
-        initial_epoch):
-    _check_compiled(model)
-    x, y = check_data(model, x, y)
-    batch_size = _batch_size(batch_size)
-    x, y, validation = _split_validation(x, y, validation_split, validation_data, model)
+def _validation_adapter(model, validation_data, batch_size, steps):
+    if is_dataset(validation_data) or is_generator(validation_data):
+        return adapter(model, validation_data, None, None, batch_size, False, None, steps, "validation_data")
+    if not isinstance(validation_data, tuple) or len(validation_data) not in (2, 3):
+        raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight), a "
+                         "dataset or a generator")
+    x, y, sw = _unpack(validation_data)
+    return adapter(model, x, y, sw, batch_size, False, None, steps, "validation_data x")
+
+
+def _builder(model, data):
+    """A function that builds the model for the data (BackupAndRestore restores weights into it)."""
+    if isinstance(data, ArrayData):
+        return lambda: model._build_for(data.xs)
+    if data.indexable:
+        return lambda: model._build_for(data.batch(0, None)[0])
+
+    def unbuildable():
+        if not model.built:
+            raise ValueError("fit over a generator: build the model (call it on a batch) before a BackupAndRestore "
+                             "can restore its weights")
+
+    return unbuildable
+
+
+def fit(model, x, y, *, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
+        class_weight, sample_weight, initial_epoch, steps_per_epoch, validation_steps, validation_batch_size,
+        validation_freq):
+    check_compiled(model)
+    data = adapter(model, x, y, sample_weight, batch_size, shuffle, class_weight, steps_per_epoch)
+    validation = None
+    if validation_data is not None:
+        validation = _validation_adapter(model, validation_data, validation_batch_size or batch_size,
+                                         validation_steps)
+    elif validation_split:
+        if not isinstance(data, ArrayData):
+            raise ValueError("validation_split works on arrays; give a dataset or generator validation_data instead")
+        data, validation = data.split(validation_split)
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-    steps = -(-x.shape[0] // batch_size)
     history = History()
     chain = [history] + ([ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
-    cbs = CallbackList(chain, model, {"epochs": epochs, "steps": steps, "verbose": verbose,
-                                      "samples": x.shape[0], "batch_size": batch_size, "shuffle": bool(shuffle)})
+    params = {"epochs": epochs, "steps": data.steps, "verbose": verbose, "samples": data.samples,
+              "batch_size": getattr(data, "batch_size", None), "shuffle": bool(shuffle)}
+    cbs = CallbackList(chain, model, params)
     model.stop_training = False
-    state = model._fit_state = FitState(initial_epoch, tuple(x.shape[1:]))
+    state = model._fit_state = FitState(initial_epoch, _builder(model, data), data.indexable)
     cbs.on_train_begin()  # BackupAndRestore may move state to where an earlier run stopped
     with InterruptAtBatchEnd() as interrupt:
         while state.epoch < epochs:
             epoch = state.epoch
             cbs.on_epoch_begin(epoch)
             if state.step == 0:
-                state.order = get_rng().permutation(x.shape[0]) if shuffle else None
-                state.loss_sum, state.correct, state.seen = 0.0, 0, 0
-            batches = list(_batches(x.shape[0], batch_size, state.order))
-            for step in range(state.step, len(batches)):
-                idx = batches[step]
+                state.order = data.order(get_rng())
+                model.compiled.reset()
+            step = state.step
+            while data.steps is None or step < data.steps:
+                try:
+                    xs, ys, sws, _ = data.batch(step, state.order)
+                except _Exhausted:
+                    if data.steps is not None:
+                        warnings.warn(f"the generator ran out after {step} of its {data.steps} steps in epoch "
+                                      f"{epoch + 1}: training stops", stacklevel=3)
+                        model.stop_training = True
+                    break
                 cbs.on_train_batch_begin(step)
-                loss, right = model.train_on_batch(x[idx], y[idx])
-                state.loss_sum += loss * len(idx)
-                state.correct += right
-                state.seen += len(idx)
-                state.step = step + 1
+                model._build_for(xs)
+                model._step(xs, ys, sws, True)
+                step += 1
+                state.step = step
                 state.stopping = interrupt.requested  # read once: callbacks and the check below agree
-                cbs.on_train_batch_end(step, _logs(model, state.loss_sum, state.correct, state.seen))
+                cbs.on_train_batch_end(step - 1, model.compiled.results())
                 if state.stopping:
-                    _stop(model, cbs, history, state, interrupt,
-                          f"after batch {step + 1}/{steps} of epoch {epoch + 1}, whose update is complete")
+                    _stop(model, cbs, history, state, interrupt, f"after batch {step}"
+                          + (f"/{data.steps}" if data.steps else "") + f" of epoch {epoch + 1}, whose update is "
+                          f"complete")
                 if model.stop_training:  # as Keras: the epoch ends here, with its validation
                     break
-            logs = _logs(model, state.loss_sum, state.correct, state.seen)
-            if validation is not None:
-                logs.update(_evaluate_logs(model, *validation, batch_size, prefix="val_"))
+            if step == 0:  # a generator with nothing left: no epoch to report
+                model.stop_training = True
+                break
+            logs = model.compiled.results()
+            if validation is not None and (epoch + 1) % validation_freq == 0:
+                logs.update(_evaluate_logs(model, validation, prefix="val_"))
+            data.on_epoch_end()
             state.epoch, state.step = epoch + 1, 0
             state.completed = state.epoch >= epochs or model.stop_training
             cbs.on_epoch_end(epoch, logs)
@@ -199,26 +186,41 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     return history
 
 
-def _evaluate_logs(model, x, y, batch_size, prefix=""):
-    loss_sum, correct = 0.0, 0
-    for idx in _batches(x.shape[0], batch_size):
-        loss, right = model.test_on_batch(x[idx], y[idx])
-        loss_sum += loss * len(idx)
-        correct += right
-    return _logs(model, loss_sum, correct, x.shape[0], prefix)
+def _evaluate_logs(model, data, prefix=""):
+    model.compiled.reset()
+    step = 0
+    while data.steps is None or step < data.steps:
+        try:
+            xs, ys, sws, _ = data.batch(step, None)
+        except _Exhausted:
+            break
+        model._build_for(xs)
+        model._step(xs, ys, sws, False)
+        step += 1
+    return {prefix + name: value for name, value in model.compiled.results().items()}
 
 
-def evaluate(model, x, y, batch_size, return_dict):
-    _check_compiled(model)
-    x, y = check_data(model, x, y)
-    logs = _evaluate_logs(model, x, y, _batch_size(batch_size))
-    if return_dict:
-        return logs
-    values = list(logs.values())
-    return values[0] if len(values) == 1 else values
+def evaluate(model, x, y, *, batch_size, sample_weight, steps, return_dict):
+    check_compiled(model)
+    data = adapter(model, x, y, sample_weight, batch_size, False, None, steps)
+    return results_as_keras_returns(_evaluate_logs(model, data), return_dict)
 
 
-def predict(model, x, batch_size):
-    x = check_inputs(model, x)
-    parts = [model._forward(x[idx], False) for idx in _batches(x.shape[0], _batch_size(batch_size))]
-    return np.concatenate(parts, axis=0)
+def predict(model, x, *, batch_size, steps):
+    data = adapter(model, x, None, None, batch_size, False, None, steps)
+    parts = None
+    step = 0
+    while data.steps is None or step < data.steps:
+        try:
+            xs, _, _, _ = data.batch(step, None)
+        except _Exhausted:
+            break
+        model._build_for(xs)
+        outputs, _ = model._run_forward(xs, False)
+        parts = [[] for _ in outputs] if parts is None else parts
+        for i, out in enumerate(outputs):
+            parts[i].append(out)
+        step += 1
+    if parts is None:
+        raise ValueError("predict: the data gave no batches")
+    return model._results([np.concatenate(p, axis=0) for p in parts])

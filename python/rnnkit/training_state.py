@@ -39,8 +39,7 @@ def save(path, model, params, extra=None) -> None:
     optimizer_state = model.optimizer.get_state()
     order = [] if state.order is None else [np.asarray(state.order, dtype=np.int64)]
     description = {
-        "epoch": state.epoch, "step": state.step,
-        "loss_sum": float(state.loss_sum), "correct": int(state.correct), "seen": int(state.seen),
+        "epoch": state.epoch, "step": state.step, "running_means": model.compiled.get_state(),
         "fit": {key: params.get(key) for key in FIT_PARAMS},
         "weights": [list(w.shape) for w in weights],
         "optimizer": model.optimizer.name, "iterations": int(model.optimizer.iterations),
@@ -59,6 +58,10 @@ def describe(path):
         return int(header["epoch"]), int(header["step"]), header.get("extra")
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path}: not a complete training state ({type(e).__name__}: {e})") from None
+
+
+def state_of(model):
+    return model._fit_state
 
 
 def _fail(path, problem):
@@ -94,7 +97,7 @@ def _restore(archive, model, params):
     path, header = archive.path, archive.header
     try:
         epoch, step = int(header["epoch"]), int(header["step"])
-        sums = float(header["loss_sum"]), int(header["correct"]), int(header["seen"])
+        means = [[float(total), float(count)] for total, count in header["running_means"]]
         shapes = [tuple(int(d) for d in s) for s in header["weights"]]
         n_optimizer, has_order = int(header["optimizer_arrays"]), bool(header["has_order"])
         fit_params, optimizer_name = {key: header["fit"][key] for key in FIT_PARAMS}, header["optimizer"]
@@ -113,6 +116,9 @@ def _restore(archive, model, params):
         raise _fail(path, f"weights shaped {shapes}, but the model's are {[w.shape for w in current]}")
     if optimizer_name != model.optimizer.name:
         raise _fail(path, f"it was trained with {optimizer_name}, the model is compiled with {model.optimizer.name}")
+    if step > 0 and not state_of(model).indexable:
+        raise _fail(path, "it stopped mid-epoch, and a generator cannot give the rest of that epoch's batches again "
+                          "(use a dataset with __getitem__, or back up at epoch ends only)")
     if step > 0:  # mid-epoch: the rest of the epoch only makes sense over the same batches
         now = {key: params.get(key) for key in FIT_PARAMS}
         if now != fit_params:
@@ -133,9 +139,10 @@ def _restore(archive, model, params):
             raise _fail(path, "its sample order is not a permutation of the samples")
     model.optimizer.set_state(optimizer_arrays, iterations, trainable)
     model.set_weights(weights)
-    state = model._fit_state
+    state = state_of(model)
     state.epoch, state.step, state.order = epoch, step, order
-    state.loss_sum, state.correct, state.seen = sums
+    if step > 0:  # the running means of the epoch under way; at an epoch end the next starts afresh
+        model.compiled.restore_state(means)
     rnnkit_random.get_rng().bit_generator.state = generators["rnnkit"]
     random.setstate(generators["python"])
     np.random.set_state(generators["numpy"])

@@ -62,6 +62,33 @@ class Layer:
         self.params: dict = {}  # weight name -> array, in Keras' order
         self.grads: dict = {}  # weight name -> gradient from the last backward
         self.built = False
+        self._nodes = []  # the calls recorded on symbolic tensors (models/graph.py)
+
+    is_input = False  # only InputLayer: where a functional model's data enters
+
+    # --- calling ---------------------------------------------------------------------------------------
+
+    def __call__(self, inputs, **kwargs):
+        """On symbolic tensors (rnnkit.Input, another layer's output), records the call for a Model and
+        returns symbolic outputs; on arrays, builds the layer for them and returns its output (Keras'
+        ``layer(x)``, in inference mode unless ``training=True``)."""
+        from ..models.graph import is_symbolic, symbolic_call
+
+        if is_symbolic(inputs) or is_symbolic(kwargs.get("initial_state")):
+            return symbolic_call(self, inputs, **kwargs)
+        training = bool(kwargs.pop("training", False))
+        mask = kwargs.pop("mask", None)
+        takes_list = isinstance(inputs, (list, tuple))
+        values = [np.asarray(v) for v in inputs] if takes_list else np.asarray(inputs)
+        self.ensure_built([v.shape[1:] for v in values] if takes_list else values.shape[1:])
+        return self.forward(values, training=training, mask=mask, **kwargs)
+
+    def output_structure(self, input_shape):
+        """([output shapes without the batch axis], whether a call returns a list)."""
+        return [self.compute_output_shape(input_shape)], False
+
+    def output_dtype(self):
+        return self.dtype
 
     # --- to override -------------------------------------------------------------------------------
 
@@ -107,7 +134,10 @@ class Layer:
 
     def ensure_built(self, input_shape) -> None:
         if not self.built:
-            self.build(tuple(input_shape))
+            if input_shape and isinstance(input_shape[0], (list, tuple)):  # a layer of several inputs
+                self.build([tuple(s) for s in input_shape])
+            else:
+                self.build(tuple(input_shape))
             self.built = True
 
     @property

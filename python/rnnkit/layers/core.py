@@ -11,6 +11,8 @@ from .base import Layer, check_units
 class InputLayer(Layer):
     """Declares the shape (without the batch dimension) and dtype of the model's input."""
 
+    is_input = True
+
     def __init__(self, shape=None, dtype=None, name=None, **kwargs):
         if shape is None and kwargs.get("input_shape") is not None:
             shape = kwargs.pop("input_shape")
@@ -28,10 +30,21 @@ class InputLayer(Layer):
     def get_config(self):
         return {"name": self.name, "shape": list(self.input_shape), "dtype": self.input_dtype}
 
+    def output_dtype(self):
+        return self.input_dtype or "float32"
+
 
 def Input(shape=None, dtype=None, name=None):  # noqa: N802 (Keras' spelling)
-    """``keras.Input``: the first element of a Sequential model, naming its input shape."""
-    return InputLayer(shape=shape, dtype=dtype, name=name)
+    """``keras.Input``: a symbolic tensor standing for a model's input of this shape (without the batch
+    axis) and dtype, to call layers on and build a ``Model(inputs, outputs)``; or the first element of a
+    Sequential model, naming its input shape."""
+    from ..models.graph import Node, SymbolicTensor
+
+    layer = InputLayer(shape=shape, dtype=dtype, name=name)
+    node = Node(layer, [], False, [])
+    node.outputs = [SymbolicTensor(layer.input_shape, layer.output_dtype(), node, 0)]
+    layer._nodes.append(node)
+    return node.outputs[0]
 
 
 class TableGradient:

@@ -75,10 +75,13 @@ class RNN(Layer):
 
     # --- forward and backward --------------------------------------------------------------------
 
-    def forward(self, inputs, *, training=False, mask=None, embedding=None):
+    def forward(self, inputs, *, training=False, mask=None, embedding=None, initial_state=None):
         """The layer's output. With ``embedding`` (the Embedding layer feeding this one), ``inputs`` are
         its token ids: the kernel looks them up itself, projecting the table once instead of every
         token, and the backward returns the table's gradient (a TableGradient) for that layer.
+        ``initial_state``: the states to start from (a list: [h], or [h, c] for an LSTM), as the
+        ``return_state`` outputs of another recurrent layer give them (an encoder-decoder); their
+        gradients come back from the backward after the input's.
 
         ``mask`` (batch, timesteps), True at real steps, follows Keras: a masked step carries the
         state over and repeats the previous output (zeros before the first real step). Padding at
@@ -114,8 +117,10 @@ class RNN(Layer):
             else:
                 lengths, padding = found
         self._fused = embedding is not None
+        states = self._initial_states(initial_state, x.shape[0])
+        self._has_initial_state = bool(states)
         forward_fn = getattr(kernels, f"{self.cell}_forward")
-        self._fwd = forward_fn(x, self.params["kernel"], self.params["recurrent_kernel"], self._bias(),
+        self._fwd = forward_fn(x, self.params["kernel"], self.params["recurrent_kernel"], self._bias(), **states,
                                lengths=lengths, padding=padding, save_for_backward=training, embeddings=table,
                                recurrent_mask=recurrent_mask, return_sequences=self.return_sequences)
         outputs = self._fwd.outputs
@@ -128,6 +133,32 @@ class RNN(Layer):
         if self.return_state:
             return [out] + [getattr(self._fwd, s) for s in self.state_names()]
         return out
+
+    def _initial_states(self, initial_state, batch):
+        """{'h0': ..., 'c0': ...} from initial_state, checked; {} without."""
+        if initial_state is None:
+            return {}
+        given = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        names = self.state_names()
+        layer = f"{type(self).__name__} '{self.name}'"
+        if len(given) != len(names):
+            raise ValueError(f"{layer}: initial_state needs {len(names)} arrays ({', '.join(names)}), got {len(given)}")
+        states = {}
+        for name, value in zip(names, given):
+            value = np.asarray(value)
+            if value.dtype.kind != "f":
+                raise TypeError(f"{layer}: initial state {name} must be floats, got {value.dtype}")
+            if value.shape != (batch, self.units):
+                raise ValueError(f"{layer}: initial state {name} must be (batch, units) = ({batch}, {self.units}), "
+                                 f"got {value.shape}")
+            states[f"{name}0"] = value.astype(self.dtype, copy=False)
+        return states
+
+    def output_structure(self, input_shape):
+        out = self.compute_output_shape(input_shape)
+        if not self.return_state:
+            return [out], False
+        return [out] + [(self.units,)] * len(self.state_names()), True
 
     def takes_tokens_from(self, embedding, training=False) -> bool:
         """Whether this layer can read token ids through ``embedding`` directly: not when input dropout
@@ -153,13 +184,18 @@ class RNN(Layer):
         if self.use_bias:
             self.grads["bias"] = grads.dbias
         if self._fused:
-            return TableGradient(grads.dembeddings)
-        dx = grads.dx
-        if self._compression is not None:
-            dx = self._compression.expand_input_gradient(dx)
-        if self._input_keep is not None:
-            dx = dx * self._input_keep[:, None, :]
-        return dx[:, ::-1] if self.go_backwards else dx
+            d_input = TableGradient(grads.dembeddings)
+        else:
+            d_input = grads.dx
+            if self._compression is not None:
+                d_input = self._compression.expand_input_gradient(d_input)
+            if self._input_keep is not None:
+                d_input = d_input * self._input_keep[:, None, :]
+            if self.go_backwards:
+                d_input = d_input[:, ::-1]
+        if self._has_initial_state:
+            return [d_input] + [getattr(grads, f"d{name}0") for name in self.state_names()]
+        return d_input
 
     def _kernel_backward(self, d_seq, d_h, *d_other):
         return getattr(kernels, f"{self.cell}_backward")(self._fwd, d_seq, d_h, *d_other)

@@ -54,6 +54,13 @@ class Bidirectional(Layer):
     def compute_mask(self, inputs, mask):
         return mask if self.return_sequences else None
 
+    def output_structure(self, input_shape):
+        out = self.compute_output_shape(input_shape)
+        if not self.return_state:
+            return [out], False
+        units = self.forward_layer.units
+        return [out] + [(units,)] * (2 * len(self.forward_layer.state_names())), True
+
     def takes_tokens_from(self, embedding, training=False) -> bool:
         return (self.forward_layer.takes_tokens_from(embedding, training)
                 and self.backward_layer.takes_tokens_from(embedding, training))
