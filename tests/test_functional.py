@@ -3,8 +3,6 @@ inputs and outputs, states passed between recurrent layers, masks through the gr
 Embedding inside a graph, eager layer calls, summary, training and saving. Compared with Keras where
 it is installed."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -13,13 +11,8 @@ from rnnkit import layers
 from rnnkit.models import Model, Sequential, load_model
 from rnnkit.utils import set_random_seed
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-try:
-    import keras
-except ImportError:
-    keras = None
+from keras_peer import keras, needs_keras
 
-needs_keras = pytest.mark.skipif(keras is None, reason="Keras is not installed (pip install keras torch==2.13.0)")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 

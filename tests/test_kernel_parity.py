@@ -21,12 +21,12 @@ SHAPES = [
 TOLERANCE = {np.float64: 1e-10, np.float32: 1e-4}
 
 
-def check_against_reference(cell, shape, dtype, initial_state, source):
+def check_against_reference(cell, shape, dtype, initial_state, source, **options):
     p = make_problem(cell, *shape, dtype=dtype, initial_state=initial_state)
     # The reference runs in float64 from the same (possibly float32) numbers: the ground truth.
     p64 = {k: v.astype(np.float64) for k, v in p.items()}
-    fwd = forward(kernels, cell, p)
-    ref = forward(reference, cell, p64)
+    fwd = forward(kernels, cell, p, **options)
+    ref = forward(reference, cell, p64, **options)
     rtol = TOLERANCE[dtype]
     assert fwd.outputs.dtype == dtype
     assert_close(fwd.outputs, ref.outputs, rtol, "outputs")
@@ -56,6 +56,37 @@ def test_forward_and_gradients_match_reference(cell, shape, dtype):
 @pytest.mark.parametrize("cell", CELLS)
 def test_gradients_from_each_source_with_and_without_initial_state(cell, initial_state, source, dtype):
     check_against_reference(cell, (3, 11, 4, 7), dtype, initial_state, source)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("shape", [(1, 6, 3, 7), (5, 8, 4, 33), (37, 30, 6, 16)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+@pytest.mark.parametrize("cell", ["simple_rnn", "gru"])
+def test_relu_and_linear_activations_match_reference(cell, activation, shape, dtype):
+    check_against_reference(cell, shape, dtype, initial_state=True, source="both", activation=activation)
+
+
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+@pytest.mark.parametrize("cell", ["simple_rnn", "gru"])
+def test_relu_and_linear_activations_with_tokens_lengths_and_a_recurrent_mask_match_reference(cell, activation):
+    p = token_problem(cell, 9, 12, 20, 4, 7, np.float64)
+    rng = np.random.default_rng(4)
+    options = dict(embeddings=p["embeddings"], lengths=rng.integers(0, 13, 9), padding="post",
+                   recurrent_mask=(rng.random((9, 7)) > 0.3) / 0.7, activation=activation)
+    fwd, ref = forward(kernels, cell, p, **options), forward(reference, cell, p, **options)
+    assert_close(fwd.outputs, ref.outputs, 1e-10, "outputs")
+    d = loss_gradients(cell, fwd, "both")
+    grads, ref_grads = backward(kernels, cell, fwd, *d), backward(reference, cell, ref, *d)
+    for name in gradient_names(cell)[1:] + ["dembeddings"]:
+        assert_close(getattr(grads, name), getattr(ref_grads, name), 1e-10, name)
+
+
+def test_an_lstm_takes_tanh_only_and_a_bad_activation_is_named():
+    p = make_problem("lstm", 2, 3, 4, 5)
+    with pytest.raises(ValueError, match="activation: lstm takes 'tanh', got 'relu'"):
+        forward(kernels, "lstm", p, activation="relu")
+    with pytest.raises(ValueError, match="activation: gru takes 'tanh', 'relu' or 'linear', got 'elu'"):
+        forward(kernels, "gru", make_problem("gru", 2, 3, 4, 5), activation="elu")
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -2,8 +2,6 @@
 clipped probabilities differentiated as clipped, from_logits, sample weights and masks, and what
 train_on_batch and test_on_batch return. Where Keras is installed, compared with Keras itself."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -14,13 +12,8 @@ from rnnkit.models import Sequential
 from rnnkit.optimizers import SGD
 from rnnkit.utils import set_random_seed
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-try:
-    import keras
-except ImportError:  # the comparisons with Keras are skipped
-    keras = None
+from keras_peer import keras, needs_keras
 
-needs_keras = pytest.mark.skipif(keras is None, reason="Keras is not installed (pip install keras torch==2.13.0)")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from rnnkit.layers import LSTM, Dense, Embedding, SimpleRNN
+from rnnkit.layers import GRU, LSTM, Dense, Embedding, SimpleRNN
 from rnnkit.models import Sequential, load_model
 
 
@@ -71,8 +71,10 @@ def test_unknown_names_and_arguments():
         LSTM(3, unit=4)
     with pytest.raises(ValueError, match="units must be a positive integer, got 0"):
         LSTM(0)
-    with pytest.raises(ValueError, match="rnnkit's kernels implement Keras' default activations"):
-        SimpleRNN(3, activation="relu")
+    with pytest.raises(ValueError, match=r"LSTM: rnnkit's kernels implement activation in \('tanh',\)"):
+        LSTM(3, activation="relu")
+    with pytest.raises(ValueError, match="GRU: rnnkit's kernels implement activation in"):
+        GRU(3, activation="elu")
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])

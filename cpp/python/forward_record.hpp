@@ -18,11 +18,13 @@ class ForwardRecord {
   // weights (and of the embedding table) it used, so that a later in-place update of the caller's
   // arrays cannot change the backward; the lengths and the recurrent mask it ran with.
   template <class T>
-  static std::unique_ptr<ForwardRecord> allocate(Cell cell, const Problem& problem, const py::object& lengths,
+  static std::unique_ptr<ForwardRecord> allocate(Cell cell, Activation activation, const Problem& problem,
+                                                 const py::object& lengths,
                                                  const py::array_t<T>& kernel, const py::array_t<T>& recurrent_kernel,
                                                  const py::array_t<T>* embeddings, const py::object& recurrent_mask) {
     std::unique_ptr<ForwardRecord> r(new ForwardRecord());
     r->cell_ = cell;
+    r->activation_ = activation;
     r->float_size_ = sizeof(T);
     r->problem_ = problem;
     r->lengths_ = lengths;
@@ -76,6 +78,7 @@ class ForwardRecord {
   BackwardCall<T> backward_call(int threads) {
     BackwardCall<T> call;
     call.problem = problem_;
+    call.activation = activation_;
     call.problem.threads = threads;
     if (tokens()) {
       call.input.embeddings = data<T>(embeddings_);
@@ -114,6 +117,7 @@ class ForwardRecord {
   }
 
   Cell cell_ = Cell::simple_rnn;
+  Activation activation_ = Activation::tanh;
   std::size_t float_size_ = 4;
   Problem problem_;
   py::object lengths_;  // None or the int64 array problem_.lengths points into

@@ -12,9 +12,18 @@
 namespace rnnkit {
 namespace {
 
+// Keras' name of a cell activation: 'tanh', and for a SimpleRNN or GRU also 'relu' or 'linear'.
+Activation checked_activation(const CellSpec& cell, const std::string& name) {
+  if (name == "tanh") return Activation::tanh;
+  if (cell.cell != Cell::lstm && name == "relu") return Activation::relu;
+  if (cell.cell != Cell::lstm && name == "linear") return Activation::linear;
+  throw py::value_error("activation: " + std::string(cell.name) + " takes " +
+                        (cell.cell == Cell::lstm ? "'tanh'" : "'tanh', 'relu' or 'linear'") + ", got '" + name + "'");
+}
+
 template <class T>
-py::tuple forward_impl(const CellSpec& cell, const ForwardInputs<T>& in, bool save_for_backward,
-                       bool return_sequences) {
+py::tuple forward_impl(const CellSpec& cell, const ForwardInputs<T>& in, Activation activation,
+                       bool save_for_backward, bool return_sequences) {
   const Problem& problem = in.problem;
   const index_t B = problem.batch, H = problem.units;
   // Everything this call allocates, checked before the first allocation: outputs (H per row), and for
@@ -28,6 +37,7 @@ py::tuple forward_impl(const CellSpec& cell, const ForwardInputs<T>& in, bool sa
 
   ForwardCall<T> call;
   call.problem = problem;
+  call.activation = activation;
   if (in.tokens) {
     call.input.ids = in.ids.data();
     call.input.embeddings = in.embeddings.data();
@@ -44,7 +54,7 @@ py::tuple forward_impl(const CellSpec& cell, const ForwardInputs<T>& in, bool sa
   call.c_last = c.mutable_data();
   std::unique_ptr<ForwardRecord> record;
   if (save_for_backward) {
-    record = ForwardRecord::allocate<T>(cell.cell, problem, in.lengths, in.kernel, in.recurrent_kernel,
+    record = ForwardRecord::allocate<T>(cell.cell, activation, problem, in.lengths, in.kernel, in.recurrent_kernel,
                                         in.tokens ? &in.embeddings : nullptr, in.recurrent_mask);
     call.records = record->records<T>();
   }
@@ -112,20 +122,22 @@ template <class T>
 py::tuple forward_typed(const CellSpec& cell, const py::handle& x, const py::handle& embeddings,
                         const py::handle& kernel, const py::handle& recurrent_kernel, const py::handle& bias,
                         const py::handle& h0, const py::handle& c0, const py::handle& recurrent_mask,
-                        const py::handle& lengths, const std::string& padding, bool save_for_backward,
-                        bool return_sequences) {
+                        const py::handle& lengths, const std::string& padding, Activation activation,
+                        bool save_for_backward, bool return_sequences) {
   const auto in = embeddings.is_none()
                       ? check_dense<T>(cell, to_array(x, "x"), kernel, recurrent_kernel, bias, h0, c0, recurrent_mask,
                                        lengths, padding)
                       : check_tokens<T>(cell, x, to_array(embeddings, "embeddings"), kernel, recurrent_kernel, bias,
                                         h0, c0, recurrent_mask, lengths, padding);
-  return forward_impl<T>(cell, in, save_for_backward, return_sequences);
+  return forward_impl<T>(cell, in, activation, save_for_backward, return_sequences);
 }
 
 py::tuple forward(const CellSpec& cell, const py::handle& x, const py::handle& kernel,
                   const py::handle& recurrent_kernel, const py::handle& bias, const py::handle& h0,
                   const py::handle& c0, const py::handle& lengths, const std::string& padding, bool save_for_backward,
-                  const py::handle& embeddings, const py::handle& recurrent_mask, bool return_sequences) {
+                  const py::handle& embeddings, const py::handle& recurrent_mask, bool return_sequences,
+                  const std::string& activation_name) {
+  const Activation activation = checked_activation(cell, activation_name);
   if (cell.cell != Cell::lstm && !c0.is_none()) {
     throw py::value_error(std::string("c0: only an LSTM has a cell state, ") + cell.name + " takes h0 alone");
   }
@@ -133,7 +145,7 @@ py::tuple forward(const CellSpec& cell, const py::handle& x, const py::handle& k
   const std::size_t size = embeddings.is_none() ? float_size_of(to_array(x, "x"), "x")
                                                 : float_size_of(to_array(embeddings, "embeddings"), "embeddings");
   return RNNKIT_BY_FLOAT_TYPE(forward_typed, size, cell, x, embeddings, kernel, recurrent_kernel, bias, h0, c0,
-                              recurrent_mask, lengths, padding, save_for_backward, return_sequences);
+                              recurrent_mask, lengths, padding, activation, save_for_backward, return_sequences);
 }
 
 py::tuple backward(const CellSpec& cell, const py::handle& saved, const py::handle& d_outputs, const py::handle& d_h,
@@ -159,14 +171,14 @@ void bind_recurrent(py::module_& m) {
         [cell](const py::handle& x, const py::handle& kernel, const py::handle& recurrent_kernel,
                const py::handle& bias, const py::handle& h0, const py::handle& c0, const py::handle& lengths,
                const std::string& padding, bool save_for_backward, const py::handle& embeddings,
-               const py::handle& recurrent_mask, bool return_sequences) {
+               const py::handle& recurrent_mask, bool return_sequences, const std::string& activation) {
           return forward(*cell, x, kernel, recurrent_kernel, bias, h0, c0, lengths, padding, save_for_backward,
-                         embeddings, recurrent_mask, return_sequences);
+                         embeddings, recurrent_mask, return_sequences, activation);
         },
         py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0") = py::none(),
         py::arg("c0") = py::none(), py::arg("lengths") = py::none(), py::arg("padding") = "pre",
         py::arg("save_for_backward") = true, py::arg("embeddings") = py::none(),
-        py::arg("recurrent_mask") = py::none(), py::arg("return_sequences") = true);
+        py::arg("recurrent_mask") = py::none(), py::arg("return_sequences") = true, py::arg("activation") = "tanh");
     m.def(
         (name + "_backward").c_str(),
         [cell](const py::handle& saved, const py::handle& d_outputs, const py::handle& d_h, const py::handle& d_c) {

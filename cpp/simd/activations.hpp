@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "simd/isa.hpp"
 
@@ -199,6 +200,46 @@ RNNKIT_ALWAYS_INLINE T sigmoid(T x) {
     return sigmoid_exp2(x);
   } else {
     return T(1) / (T(2) + expm1_approx(-x));
+  }
+}
+
+// A cell's activation (recurrent_call.hpp) of z, and its slope from its output y: tanh' = 1 - y^2,
+// relu' = [y > 0], linear' = 1. relu keeps a NaN (std::max returns its first argument then), as the
+// reference's np.maximum does.
+template <Activation A, class T>
+RNNKIT_ALWAYS_INLINE T activate(T z) {
+  if constexpr (A == Activation::tanh) {
+    return tanh_approx(z);
+  } else if constexpr (A == Activation::relu) {
+    return std::max(z, T(0));
+  } else {
+    return z;
+  }
+}
+
+template <Activation A, class T>
+RNNKIT_ALWAYS_INLINE T activation_slope(T y) {
+  if constexpr (A == Activation::tanh) {
+    return T(1) - y * y;
+  } else if constexpr (A == Activation::relu) {
+    return y > T(0) ? T(1) : T(0);
+  } else {
+    return T(1);
+  }
+}
+
+// Calls fn(std::integral_constant<Activation, a>{}): the step loops are compiled for each activation.
+template <class Fn>
+void with_activation(Activation a, const Fn& fn) {
+  switch (a) {
+    case Activation::relu:
+      fn(std::integral_constant<Activation, Activation::relu>{});
+      break;
+    case Activation::linear:
+      fn(std::integral_constant<Activation, Activation::linear>{});
+      break;
+    default:
+      fn(std::integral_constant<Activation, Activation::tanh>{});
   }
 }
 

@@ -1,7 +1,7 @@
 // GRU, as Keras with reset_after=True: gates in blocks of H columns in the order z, r, h; bias is
 // (2, 3H), the input bias then the recurrent bias.
 //   x_z, x_r, x_h = x_t · kernel + bias[0]        m_z, m_r, m_h = h_{t-1} · recurrent_kernel + bias[1]
-//   z = sigmoid(x_z + m_z)   r = sigmoid(x_r + m_r)   hh = tanh(x_h + r m_h)
+//   z = sigmoid(x_z + m_z)   r = sigmoid(x_r + m_r)   hh = f(x_h + r m_h)   (f = tanh, or relu, linear)
 //   h_t = z h_{t-1} + (1 - z) hh
 //
 // Arguments and shapes: recurrent_call.hpp, with G = 3H; the records are x_packed or ids_packed,
@@ -18,7 +18,7 @@ namespace rnnkit {
 namespace RNNKIT_ISA {
 
 // The step loop, for either kind of input (inputs.hpp).
-template <class T, class Input>
+template <class T, Activation A, class Input>
 void gru_steps(const ForwardCall<T>& call, const PackedLayout& layout, const Input& input) {
   const index_t H = call.problem.units, G = 4 * H;
   const Records<T>& records = call.records;
@@ -51,7 +51,7 @@ void gru_steps(const ForwardCall<T>& call, const PackedLayout& layout, const Inp
         for (index_t j = 0; j < H; ++j) {
           const T zg = sigmoid(gi[j] + mi[j]);
           const T rg = sigmoid(gi[H + j] + mi[H + j]);
-          const T hh = tanh_approx(gi[2 * H + j] + rg * mi[2 * H + j]);
+          const T hh = activate<A>(gi[2 * H + j] + rg * mi[2 * H + j]);
           if constexpr (decltype(keep_records)::value) {
             ai[j] = zg;
             ai[H + j] = rg;
@@ -77,18 +77,20 @@ void gru_steps(const ForwardCall<T>& call, const PackedLayout& layout, const Inp
 template <class T>
 void gru_forward(const ForwardCall<T>& call) {
   const PackedLayout layout(call.problem);
-  with_input(call, layout, 3 * call.problem.units, [&](const auto& input) { gru_steps(call, layout, input); });
+  with_input(call, layout, 3 * call.problem.units, [&](const auto& input) {
+    with_activation(call.activation, [&](auto a) { gru_steps<T, decltype(a)::value>(call, layout, input); });
+  });
 }
 
 // With dh_t = d_outputs_t + (gradient from step t+1):
-//   dz_z = dh (h_{t-1} - hh) z(1-z)     dz_h = dh (1-z) (1-hh^2)      dz_r = dz_h m_h r(1-r)
+//   dz_z = dh (h_{t-1} - hh) z(1-z)     dz_h = dh (1-z) f'(hh)        dz_r = dz_h m_h r(1-r)
 //   dm_h = dz_h r                       dh_{t-1} = dh z + [dz_z dz_r dm_h] · recurrent_kernel^T
 //   dx_t = [dz_z dz_r dz_h] · kernel^T
 //   dkernel = sum x_t^T [dz_z dz_r dz_h]     drecurrent_kernel = sum h_{t-1}^T [dz_z dz_r dm_h]
 //   dbias[0] = sum [dz_z dz_r dz_h]          dbias[1] = sum [dz_z dz_r dm_h]
 // The input's gradients (dx, dkernel and dbias[0], or dembeddings) come from `input`
 // (input_gradients.hpp). The d_gates are dz_z dz_r dz_h dm_h (4H).
-template <class T, class InputGrad>
+template <class T, Activation A, class InputGrad>
 void gru_backward_steps(const BackwardCall<T>& call, const PackedLayout& layout, InputGrad& input) {
   const index_t H = call.problem.units, G = 4 * H;
   const Records<const T>& records = call.records;
@@ -112,7 +114,7 @@ void gru_backward_steps(const BackwardCall<T>& call, const PackedLayout& layout,
       for (index_t j = 0; j < H; ++j) {
         const T z = a[j], rg = a[H + j], hh = a[2 * H + j], mh = a[3 * H + j];
         const T dhj = dh[j];
-        const T dzh = dhj * (T(1) - z) * (T(1) - hh * hh);
+        const T dzh = dhj * (T(1) - z) * activation_slope<A>(hh);
         d[j] = dhj * (h_prev[j] - hh) * z * (T(1) - z);
         d[H + j] = dzh * mh * rg * (T(1) - rg);
         d[2 * H + j] = dzh;
@@ -151,8 +153,10 @@ void gru_backward_steps(const BackwardCall<T>& call, const PackedLayout& layout,
 template <class T>
 void gru_backward(const BackwardCall<T>& call) {
   const PackedLayout layout(call.problem);
-  with_input_gradient(call, layout, 3 * call.problem.units,
-                      [&](auto& input) { gru_backward_steps(call, layout, input); });
+  with_input_gradient(call, layout, 3 * call.problem.units, [&](auto& input) {
+    with_activation(call.activation,
+                    [&](auto a) { gru_backward_steps<T, decltype(a)::value>(call, layout, input); });
+  });
 }
 
 }  // namespace RNNKIT_ISA

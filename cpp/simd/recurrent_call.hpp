@@ -17,6 +17,10 @@ using index_t = std::ptrdiff_t;
 enum class Cell { simple_rnn, lstm, gru };
 inline constexpr int kCells = 3;
 
+// The activation of a SimpleRNN's state and of a GRU's candidate (Keras' `activation`; an LSTM's is
+// tanh). The gates' recurrent activation is the sigmoid.
+enum class Activation { tanh, relu, linear };
+
 // G = gate_blocks(cell) · H: the columns of kernel (F,G) and recurrent_kernel (H,G).
 constexpr index_t gate_blocks(Cell cell) { return cell == Cell::lstm ? 4 : cell == Cell::gru ? 3 : 1; }
 
@@ -77,6 +81,7 @@ constexpr RecordSet records_of(Cell cell) { return {cell != Cell::simple_rnn, ce
 template <class T>
 struct ForwardCall {
   Problem problem;
+  Activation activation = Activation::tanh;
   InputArgs<T> input;
   WeightArgs<T> weights;
   const T* h0 = nullptr;              // (B,H) or null = zeros
@@ -102,6 +107,7 @@ struct Gradients {
 template <class T>
 struct BackwardCall {
   Problem problem;
+  Activation activation = Activation::tanh;  // the forward's
   InputArgs<T> input;                 // tokens: embeddings and vocabulary
   WeightArgs<T> weights;              // kernel and recurrent_kernel as the forward used them; bias unused
   const T* recurrent_mask = nullptr;  // the forward's

@@ -1,4 +1,5 @@
-// SimpleRNN, as Keras:  h_t = tanh(x_t · kernel + h_{t-1} · recurrent_kernel + bias)
+// SimpleRNN, as Keras:  h_t = f(x_t · kernel + h_{t-1} · recurrent_kernel + bias), f = tanh (or relu,
+// linear: call.activation)
 //
 // Arguments and shapes: recurrent_call.hpp, with G = H; the records are x_packed or ids_packed,
 // states, and with a recurrent mask masked_states.
@@ -11,7 +12,7 @@ namespace rnnkit {
 namespace RNNKIT_ISA {
 
 // The step loop, for either kind of input (inputs.hpp).
-template <class T, class Input>
+template <class T, Activation A, class Input>
 void simple_rnn_steps(const ForwardCall<T>& call, const PackedLayout& layout, const Input& input) {
   const index_t H = call.problem.units;
   const ForwardStates<T> h_states(layout, H, call.records.states, call.h0);
@@ -27,7 +28,7 @@ void simple_rnn_steps(const ForwardCall<T>& call, const PackedLayout& layout, co
       T* h = hs.after(k, first + i);
       RNNKIT_SIMD_LOOP
       for (index_t j = 0; j < H; ++j) {
-        const T hj = tanh_approx(zi[j]);
+        const T hj = activate<A>(zi[j]);
         h[j] = hj;
       }
       out.put(k, first + i, h);
@@ -41,14 +42,17 @@ void simple_rnn_steps(const ForwardCall<T>& call, const PackedLayout& layout, co
 template <class T>
 void simple_rnn_forward(const ForwardCall<T>& call) {
   const PackedLayout layout(call.problem);
-  with_input(call, layout, call.problem.units, [&](const auto& input) { simple_rnn_steps(call, layout, input); });
+  with_input(call, layout, call.problem.units, [&](const auto& input) {
+    with_activation(call.activation, [&](auto a) { simple_rnn_steps<T, decltype(a)::value>(call, layout, input); });
+  });
 }
 
-// dz_t = dh_t (1 - h_t^2)      dh_{t-1} = dz_t · recurrent_kernel^T      dx_t = dz_t · kernel^T
+// dz_t = dh_t f'(h_t)         dh_{t-1} = dz_t · recurrent_kernel^T      dx_t = dz_t · kernel^T
+// (f'(h) = 1 - h^2 for tanh)
 // dkernel = sum x_t^T dz_t     drecurrent_kernel = sum h_{t-1}^T dz_t     dbias = sum dz_t
 // where dh_t = d_outputs_t + (gradient from step t+1), and d_h enters at each sequence's last step.
 // The input's gradients (dx, dkernel and dbias, or dembeddings) come from `input` (input_gradients.hpp).
-template <class T, class InputGrad>
+template <class T, Activation A, class InputGrad>
 void simple_rnn_backward_steps(const BackwardCall<T>& call, const PackedLayout& layout, InputGrad& input) {
   const index_t H = call.problem.units;
   const Records<const T>& records = call.records;
@@ -65,7 +69,7 @@ void simple_rnn_backward_steps(const BackwardCall<T>& call, const PackedLayout& 
       T* dzi = dz + i * H;
       ahead(i, 1);
       RNNKIT_SIMD_LOOP
-      for (index_t j = 0; j < H; ++j) dzi[j] = dh[j] * (T(1) - h[j] * h[j]);
+      for (index_t j = 0; j < H; ++j) dzi[j] = dh[j] * activation_slope<A>(h[j]);
     }
     gemm(count, H, H, dz, H, 1, recurrent_t.get(), H, d_state.get() + first * H, H, Init::zero);
     scale_by_mask(layout, call.recurrent_mask, H, first, count, d_state.get() + first * H);
@@ -81,8 +85,10 @@ void simple_rnn_backward_steps(const BackwardCall<T>& call, const PackedLayout& 
 template <class T>
 void simple_rnn_backward(const BackwardCall<T>& call) {
   const PackedLayout layout(call.problem);
-  with_input_gradient(call, layout, call.problem.units,
-                      [&](auto& input) { simple_rnn_backward_steps(call, layout, input); });
+  with_input_gradient(call, layout, call.problem.units, [&](auto& input) {
+    with_activation(call.activation,
+                    [&](auto a) { simple_rnn_backward_steps<T, decltype(a)::value>(call, layout, input); });
+  });
 }
 
 }  // namespace RNNKIT_ISA

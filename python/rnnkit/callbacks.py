@@ -1,8 +1,9 @@
 """Callbacks, as in ``keras.callbacks``: History, the progress display, EarlyStopping,
-ModelCheckpoint, BackupAndRestore and TerminateOnNaN."""
+ModelCheckpoint, BackupAndRestore, TerminateOnNaN, ReduceLROnPlateau, LambdaCallback and CSVLogger."""
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 import sys
@@ -333,3 +334,102 @@ class BackupAndRestore(Callback):
 
     def restore_extra(self, extra) -> None:
         pass
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiplies the learning rate by ``factor`` once ``monitor`` has not improved (by more than
+    ``min_delta``) for ``patience`` epochs, not below ``min_lr``, then waits ``cooldown`` epochs; adds
+    ``learning_rate`` to each epoch's logs, as Keras does."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
+                 cooldown=0, min_lr=0.0, **kwargs):
+        super().__init__()
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be below 1, got {factor}")
+        if kwargs:
+            raise TypeError(f"ReduceLROnPlateau: unsupported arguments {sorted(kwargs)}")
+        self.monitor = monitor
+        self.mode = _improvement_mode(monitor, mode)
+        self.factor, self.patience, self.verbose = float(factor), int(patience), verbose
+        self.min_delta, self.cooldown, self.min_lr = abs(float(min_delta)), int(cooldown), float(min_lr)
+
+    def on_train_begin(self, logs=None):
+        self.best, self.wait, self.cooldown_counter = None, 0, 0
+
+    def _improved(self, current):
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return current < self.best - self.min_delta
+        return current > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        optimizer = self.model.optimizer
+        logs["learning_rate"] = float(optimizer.learning_rate)
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(f"ReduceLROnPlateau: {self.monitor} is not in the logs; available: {', '.join(logs)}",
+                          stacklevel=2)
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(current):
+            self.best, self.wait = current, 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience and optimizer.learning_rate > np.float32(self.min_lr):
+                optimizer.learning_rate = max(optimizer.learning_rate * self.factor, self.min_lr)
+                if self.verbose:
+                    print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
+                          f"{optimizer.learning_rate}.")
+                self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class LambdaCallback(Callback):
+    """A callback made of functions: on_epoch_begin(epoch, logs), on_epoch_end(epoch, logs),
+    on_train_begin(logs), on_train_end(logs), on_train_batch_begin(batch, logs),
+    on_train_batch_end(batch, logs)."""
+
+    HOOKS = ("on_epoch_begin", "on_epoch_end", "on_train_begin", "on_train_end", "on_train_batch_begin",
+             "on_train_batch_end")
+
+    def __init__(self, **hooks):
+        super().__init__()
+        unknown = set(hooks) - set(self.HOOKS)
+        if unknown:
+            raise TypeError(f"LambdaCallback: unknown hooks {sorted(unknown)}; known: {', '.join(self.HOOKS)}")
+        for name, fn in hooks.items():
+            if fn is not None:
+                setattr(self, name, fn)
+
+
+class CSVLogger(Callback):
+    """Appends a row per epoch to a CSV file: the epoch (from 0) and every log, keys sorted, as Keras'."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename, self.separator, self.append = os.fspath(filename), separator, bool(append)
+
+    def on_train_begin(self, logs=None):
+        has_header = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
+        self._file = open(self.filename, "a" if self.append else "w", newline="", encoding="utf-8")
+        self._keys, self._writer, self._header = None, None, not has_header
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self._keys is None:
+            self._keys = sorted(logs)
+            if self._keys and not any(k.startswith("val_") for k in self._keys):
+                self._keys += [f"val_{k}" for k in self._keys]
+            self._writer = csv.DictWriter(self._file, fieldnames=["epoch"] + self._keys, delimiter=self.separator)
+            if self._header:
+                self._writer.writeheader()
+        self._writer.writerow({"epoch": epoch, **{k: logs.get(k, "NA") for k in self._keys}})
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        if getattr(self, "_file", None) is not None:
+            self._file.close()
+            self._file = None

@@ -25,7 +25,7 @@ def _per_output(value, output_names, what):
 
 
 class Compiled:
-    def __init__(self, optimizer, loss, metrics_spec, loss_weights, output_names):
+    def __init__(self, optimizer, loss, metrics_spec, loss_weights, output_names, weighted_metrics_spec=None):
         if loss is None:
             raise ValueError("compile: a loss is required, e.g. loss='binary_crossentropy'")
         self.optimizer = optimizers.get(optimizer)
@@ -36,26 +36,31 @@ class Compiled:
             raise ValueError("compile: every output's loss is None")
         weights = _per_output(1.0 if loss_weights is None else loss_weights, self.output_names, "loss weights")
         self.loss_weights = [1.0 if w is None else float(w) for w in weights]
-        if metrics_spec is None:
-            metric_specs = [[] for _ in self.output_names]
-        elif isinstance(metrics_spec, dict):
-            metric_specs = _per_output(metrics_spec, self.output_names, "metrics")
-        elif len(self.output_names) > 1 and metrics_spec and all(isinstance(m, (list, tuple)) or m is None
-                                                                  for m in metrics_spec):
-            metric_specs = _per_output(list(metrics_spec), self.output_names, "metrics")
-        else:
-            metric_specs = [metrics_spec] * len(self.output_names)
-        self.metric_specs = [[] if m is None else (list(m) if isinstance(m, (list, tuple)) else [m])
-                             for m in metric_specs]
-        for specs in self.metric_specs:
-            for spec in specs:
-                metrics.check(spec)
+        # metrics see no sample weights, weighted_metrics do (Keras' split)
+        self.metric_specs = self._specs(metrics_spec, "metrics")
+        self.weighted_specs = self._specs(weighted_metrics_spec, "weighted_metrics")
         self.metrics = None  # per output, built from the first batch's shapes (they decide what 'acc' is)
         self._pending_state = None  # running means restored before the metrics exist (restore_state)
         self.loss_tracker = metrics.Mean(name="loss")
         several = len(self.output_names) > 1
         self.output_loss_trackers = [metrics.Mean(name=f"{name}_loss") if several and loss is not None else None
                                      for name, loss in zip(self.output_names, self.losses)]
+
+    def _specs(self, spec, what):
+        """Per output, the list of metric specs compile was given (one list for all, per output, by name)."""
+        if spec is None:
+            per_output = [[] for _ in self.output_names]
+        elif isinstance(spec, dict):
+            per_output = _per_output(spec, self.output_names, what)
+        elif len(self.output_names) > 1 and spec and all(isinstance(m, (list, tuple)) or m is None for m in spec):
+            per_output = _per_output(list(spec), self.output_names, what)
+        else:
+            per_output = [spec] * len(self.output_names)
+        specs = [[] if m is None else (list(m) if isinstance(m, (list, tuple)) else [m]) for m in per_output]
+        for output_specs in specs:
+            for one in output_specs:
+                metrics.check(one)
+        return specs
 
     # --- per batch -------------------------------------------------------------------------------------
 
@@ -64,10 +69,12 @@ class Compiled:
             return
         several = len(self.output_names) > 1
         self.metrics = []
-        for name, specs, y, p in zip(self.output_names, self.metric_specs, y_trues, y_preds):
-            built = [metrics.get(spec, np.shape(y), np.shape(p)) for spec in specs]
+        for name, specs, weighted, y, p in zip(self.output_names, self.metric_specs, self.weighted_specs, y_trues,
+                                               y_preds):
+            built = [(metrics.get(spec, np.shape(y), np.shape(p)), False) for spec in specs]
+            built += [(metrics.get(spec, np.shape(y), np.shape(p)), True) for spec in weighted]
             if several:
-                for m in built:
+                for m, _ in built:
                     m.name = f"{name}_{m.name}"
             self.metrics.append(built)
         if self._pending_state is not None:
@@ -101,14 +108,14 @@ class Compiled:
             if tracker is not None:
                 tracker.update_state(np.float64(value), sample_weight=batch_size)
         for built, y, p, sw, mask in zip(self.metrics, y_trues, y_preds, sample_weights, masks):
-            for m in built:
-                m.update_state(y, p, sw, mask=mask)
+            for m, weighted in built:
+                m.update_state(y, p, sw if weighted else None, mask=mask)
 
     # --- results ---------------------------------------------------------------------------------------
 
     def _all(self):
         trackers = [self.loss_tracker] + [t for t in self.output_loss_trackers if t is not None]
-        return trackers + [m for built in (self.metrics or []) for m in built]
+        return trackers + [m for built in (self.metrics or []) for m, _ in built]
 
     def results(self) -> dict:
         return {m.name: m.result() for m in self._all()}
@@ -122,10 +129,11 @@ class Compiled:
     def metrics_names(self):
         names = ["loss"] + [t.name for t in self.output_loss_trackers if t is not None]
         if self.metrics is not None:
-            return names + [m.name for built in self.metrics for m in built]
+            return names + [m.name for built in self.metrics for m, _ in built]
         several = len(self.output_names) > 1
         return names + [f"{name}_{spec}" if several else str(getattr(spec, "name", spec))
-                        for name, specs in zip(self.output_names, self.metric_specs) for spec in specs]
+                        for name, specs, weighted in zip(self.output_names, self.metric_specs, self.weighted_specs)
+                        for spec in specs + weighted]
 
     def get_state(self):
         return [m.get_state() for m in self._all()]
@@ -147,4 +155,5 @@ class Compiled:
     def get_config(self):
         return {"losses": [None if loss is None else loss.get_config() for loss in self.losses],
                 "loss_weights": self.loss_weights,
-                "metrics": [[metrics.spec_name(spec) for spec in specs] for specs in self.metric_specs]}
+                "metrics": [[metrics.spec_name(spec) for spec in specs] for specs in self.metric_specs],
+                "weighted_metrics": [[metrics.spec_name(spec) for spec in specs] for specs in self.weighted_specs]}

@@ -78,13 +78,15 @@ def _gradients(cls, grads):
 
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre",
                        save_for_backward=True, embeddings=None, recurrent_mask=None,
-                       return_sequences=True) -> SimpleRNNForward:
-    """h_t = tanh(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias) for every step.
+                       return_sequences=True, activation="tanh") -> SimpleRNNForward:
+    """h_t = f(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias) for every step, f = ``activation``:
+    'tanh' (Keras' default), 'relu' or 'linear'.
 
     Returns ``.outputs`` (batch, timesteps, units; None with return_sequences=False) and ``.h`` (batch, units).
     """
     outputs, h, saved = _core.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, None, lengths, padding,
-                                                 save_for_backward, embeddings, recurrent_mask, return_sequences)
+                                                 save_for_backward, embeddings, recurrent_mask, return_sequences,
+                                                 activation)
     return SimpleRNNForward(outputs, h, saved)
 
 
@@ -96,14 +98,15 @@ def simple_rnn_backward(fwd: SimpleRNNForward, d_outputs=None, d_h=None) -> Simp
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths=None, padding="pre",
                  save_for_backward=True, embeddings=None, recurrent_mask=None,
-                 return_sequences=True) -> LSTMForward:
+                 return_sequences=True, activation="tanh") -> LSTMForward:
     """Keras' LSTM: i, f, o = sigmoid, g = tanh of x_t @ kernel + h_{t-1} @ recurrent_kernel + bias;
-    c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
+    c_t = f c_{t-1} + i g; h_t = o tanh(c_t). ``activation`` is 'tanh', the only one the kernel has.
 
     Returns ``.outputs`` (batch, timesteps, units), ``.h`` and ``.c`` (batch, units).
     """
     outputs, h, c, saved = _core.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, lengths, padding,
-                                              save_for_backward, embeddings, recurrent_mask, return_sequences)
+                                              save_for_backward, embeddings, recurrent_mask, return_sequences,
+                                              activation)
     return LSTMForward(outputs, h, c, saved)
 
 
@@ -115,14 +118,16 @@ def lstm_backward(fwd: LSTMForward, d_outputs=None, d_h=None, d_c=None) -> LSTMG
 
 def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre",
                 save_for_backward=True, embeddings=None, recurrent_mask=None,
-                return_sequences=True) -> GRUForward:
+                return_sequences=True, activation="tanh") -> GRUForward:
     """Keras' GRU with reset_after=True: z, r = sigmoid(x W + b_in + h U + b_rec),
-    hh = tanh(x W_h + b_in_h + r (h U_h + b_rec_h)), h_t = z h_{t-1} + (1 - z) hh.
+    hh = f(x W_h + b_in_h + r (h U_h + b_rec_h)), h_t = z h_{t-1} + (1 - z) hh, f = ``activation``:
+    'tanh' (Keras' default), 'relu' or 'linear'.
 
     Returns ``.outputs`` (batch, timesteps, units) and ``.h`` (batch, units).
     """
     outputs, h, saved = _core.gru_forward(x, kernel, recurrent_kernel, bias, h0, None, lengths, padding,
-                                          save_for_backward, embeddings, recurrent_mask, return_sequences)
+                                          save_for_backward, embeddings, recurrent_mask, return_sequences,
+                                          activation)
     return GRUForward(outputs, h, saved)
 
 

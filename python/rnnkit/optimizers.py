@@ -1,4 +1,6 @@
-"""RMSprop, Adam and SGD with Keras' defaults and update rules (``keras.optimizers``)."""
+"""RMSprop, Adam and SGD with Keras' defaults and update rules (``keras.optimizers``), and Keras'
+gradient clipping: ``clipvalue`` (each element to [-v, v]), ``clipnorm`` (each gradient to that
+norm at most) and ``global_clipnorm`` (all gradients together)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,33 @@ class Optimizer:
     name = ""
     slots = ()  # per-weight state arrays, each shaped like its weight
 
-    def __init__(self, learning_rate=0.001):
+    def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None, global_clipnorm=None, **kwargs):
+        if "lr" in kwargs:
+            raise TypeError(f"{type(self).__name__}: `lr` is Keras 2's name; Keras 3 and rnnkit call it "
+                            f"`learning_rate`")
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unsupported arguments {sorted(kwargs)}")
+        if sum(v is not None for v in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError(f"{type(self).__name__}: only one of clipnorm, clipvalue and global_clipnorm can be set")
+        for name, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm)):
+            if value is not None and not float(value) > 0:
+                raise ValueError(f"{type(self).__name__}: {name} must be positive, got {value}")
         self.learning_rate = float(learning_rate)
+        self.clipnorm = None if clipnorm is None else float(clipnorm)
+        self.clipvalue = None if clipvalue is None else float(clipvalue)
+        self.global_clipnorm = None if global_clipnorm is None else float(global_clipnorm)
         self.iterations = 0
         self.state = None  # list (one per weight) of dict slot -> array
+
+    def _clipped(self, grads):
+        """The gradients clipped as Keras clips them (the one clipping set)."""
+        if self.clipnorm is not None:
+            return [g * self.clipnorm / max(float(np.sqrt(np.sum(g * g))), self.clipnorm) for g in grads]
+        if self.global_clipnorm is not None:
+            norm = float(np.sqrt(sum(np.sum(g * g) for g in grads)))
+            return [g * (self.global_clipnorm * min(1.0 / norm if norm else np.inf, 1.0 / self.global_clipnorm))
+                    for g in grads]
+        return [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
 
     def apply(self, weights, grads) -> None:
         """One update of every weight in place, from the gradients of the same order."""
@@ -22,15 +47,22 @@ class Optimizer:
             self.state = [{s: np.zeros_like(w) for s in self.slots} for w in weights]
         if len(self.state) != len(weights):
             raise ValueError(f"{type(self).__name__}: built for {len(self.state)} weights, got {len(weights)}")
+        grads = [g.astype(w.dtype, copy=False) for w, g in zip(weights, grads)]
+        if self.clipnorm is not None or self.clipvalue is not None or self.global_clipnorm is not None:
+            grads = [g.astype(w.dtype, copy=False) for w, g in zip(weights, self._clipped(grads))]
         for w, g, s in zip(weights, grads, self.state):
-            self.update(w, g.astype(w.dtype, copy=False), s)
+            self.update(w, g, s)
         self.iterations += 1
 
     def update(self, weight, grad, slots) -> None:
         raise NotImplementedError
 
     def get_config(self) -> dict:
-        return {"learning_rate": self.learning_rate}
+        config = {"learning_rate": self.learning_rate}
+        for name in ("clipnorm", "clipvalue", "global_clipnorm"):
+            if getattr(self, name) is not None:
+                config[name] = getattr(self, name)
+        return config
 
     # State, for saving and loading a model mid-training.
     def get_state(self) -> list:
@@ -65,8 +97,8 @@ class RMSprop(Optimizer):
 
     name = "rmsprop"
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
         self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
         self.centered = bool(centered)
         self.slots = ("velocity",) + (("momentum",) if self.momentum > 0 else ())
@@ -105,8 +137,8 @@ class Adam(Optimizer):
     name = "adam"
     slots = ("momentum", "velocity")
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
     def update(self, w, g, s):
@@ -126,8 +158,8 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
         self.slots = ("momentum",) if self.momentum > 0 else ()
 

@@ -39,6 +39,20 @@ def _real(mask, t):
     return True if mask is None else mask[:, t, None]
 
 
+# A SimpleRNN's and a GRU's activation (Keras' `activation`), and its slope from its output y.
+ACTIVATIONS = {
+    "tanh": (np.tanh, lambda y: 1 - y**2),
+    "relu": (lambda z: np.maximum(z, 0), lambda y: (y > 0).astype(y.dtype)),
+    "linear": (lambda z: z, lambda y: np.ones_like(y)),
+}
+
+
+def _activation(name):
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]
+
+
 def _start(state, batch, units, dtype):
     return np.zeros((batch, units), dtype) if state is None else np.array(state, dtype=dtype)
 
@@ -61,7 +75,8 @@ def _input_gradient(saved, dx):
 
 
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre", embeddings=None,
-                       recurrent_mask=None):
+                       recurrent_mask=None, activation="tanh"):
+    f, _ = _activation(activation)
     ids, x = x, _inputs(x, embeddings)
     batch, timesteps, _ = x.shape
     units = recurrent_kernel.shape[0]
@@ -71,14 +86,14 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=No
     output = np.zeros((batch, units), x.dtype)
     outputs, steps = [], []
     for t in range(timesteps):
-        h_new = np.tanh(x[:, t] @ kernel + (h * rmask) @ recurrent_kernel + bias)
+        h_new = f(x[:, t] @ kernel + (h * rmask) @ recurrent_kernel + bias)
         steps.append((h, h_new))
         real = _real(mask, t)
         h = np.where(real, h_new, h)
         output = np.where(real, h_new, output)
         outputs.append(output)
     saved = dict(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, mask=mask, steps=steps, ids=ids,
-                 embeddings=embeddings, rmask=rmask)
+                 embeddings=embeddings, rmask=rmask, activation=activation)
     return SimpleRNNForward(np.stack(outputs, axis=1), h, saved)
 
 
@@ -98,7 +113,7 @@ def simple_rnn_backward(fwd, d_outputs=None, d_h=None):
         real = _real(mask, t)
         d_new = np.where(real, d_output + dh, 0)
         d_prev_output = np.where(real, 0, d_output)
-        dz = d_new * (1 - h_new**2)
+        dz = d_new * _activation(s["activation"])[1](h_new)
         dx[:, t] = dz @ kernel.T
         dkernel += x[:, t].T @ dz
         drecurrent_kernel += (h_prev * s["rmask"]).T @ dz
@@ -185,7 +200,8 @@ def lstm_backward(fwd, d_outputs=None, d_h=None, d_c=None):
 
 
 def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre", embeddings=None,
-                recurrent_mask=None):
+                recurrent_mask=None, activation="tanh"):
+    f, _ = _activation(activation)
     ids, x = x, _inputs(x, embeddings)
     batch, timesteps, _ = x.shape
     units = recurrent_kernel.shape[0]
@@ -199,7 +215,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, pad
         mz, mr, mh = np.split((h * rmask) @ recurrent_kernel + bias[1], 3, axis=1)
         z = sigmoid(xz + mz)
         r = sigmoid(xr + mr)
-        hh = np.tanh(xh + r * mh)
+        hh = f(xh + r * mh)
         h_new = z * h + (1 - z) * hh
         steps.append((h, z, r, hh, mh))
         real = _real(mask, t)
@@ -207,7 +223,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, pad
         output = np.where(real, h_new, output)
         outputs.append(output)
     saved = dict(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, mask=mask, steps=steps, ids=ids,
-                 embeddings=embeddings, rmask=rmask)
+                 embeddings=embeddings, rmask=rmask, activation=activation)
     return GRUForward(np.stack(outputs, axis=1), h, saved)
 
 
@@ -229,7 +245,7 @@ def gru_backward(fwd, d_outputs=None, d_h=None):
         dh_new = np.where(real, d_output + dh, 0)
         d_prev_output = np.where(real, 0, d_output)
         dz = dh_new * (h_prev - hh) * z * (1 - z)
-        dxh = dh_new * (1 - z) * (1 - hh**2)
+        dxh = dh_new * (1 - z) * _activation(s["activation"])[1](hh)
         dr = dxh * mh * r * (1 - r)
         d_input = np.concatenate([dz, dr, dxh], axis=1)  # gradient of x_t @ kernel + bias[0]
         d_recurrent = np.concatenate([dz, dr, dxh * r], axis=1)  # of h_{t-1} @ recurrent_kernel + bias[1]

@@ -128,7 +128,8 @@ def fit(model, x, y, *, batch_size, epochs, verbose, callbacks, validation_split
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     history = History()
-    chain = [history] + ([ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
+    # Keras' order: the progress display first, the History last (it records what callbacks added)
+    chain = ([ProgbarLogger(verbose)] if verbose else []) + list(callbacks or []) + [history]
     params = {"epochs": epochs, "steps": data.steps, "verbose": verbose, "samples": data.samples,
               "batch_size": getattr(data, "batch_size", None), "shuffle": bool(shuffle)}
     cbs = CallbackList(chain, model, params)

@@ -154,3 +154,27 @@ class Dense(Layer):
         return dict(super().get_config(), units=self.units, activation=self.activation, use_bias=self.use_bias,
                     kernel_initializer=initializers.name_of(self.kernel_initializer),
                     bias_initializer=initializers.name_of(self.bias_initializer))
+
+
+class Activation(Layer):
+    """Applies an activation function: 'sigmoid', 'tanh', 'relu', 'softmax', 'linear'. A loss after its
+    matching activation (binary cross-entropy after a sigmoid, ...) takes this layer's input as logits."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.check(activation)
+
+    def forward(self, inputs, *, training=False, mask=None):
+        x = self.cast_inputs(inputs)
+        self.logits = x
+        self._y = activations.FORWARD[self.activation](x)
+        return self._y
+
+    def backward(self, d_outputs):
+        return activations.BACKWARD[self.activation](self._y, d_outputs)
+
+    def backward_from_logits(self, d_logits):
+        return d_logits
+
+    def get_config(self):
+        return dict(super().get_config(), activation=self.activation or "linear")

@@ -22,19 +22,26 @@ class RNN(Layer):
 
     cell = ""
     gates = 1
+    activations = ("tanh",)  # what the kernels implement for this cell's activation
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
                  dropout=0.0, recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
+                 stateful=False, unroll=False, zero_output_for_mask=False, time_major=False, **kwargs):
         super().__init__(**kwargs)
         name = type(self).__name__
         self.units = check_units(name, units)
-        if activation != "tanh" or recurrent_activation != "sigmoid":
-            raise ValueError(f"{name}: rnnkit's kernels implement Keras' default activations (activation='tanh', "
-                             f"recurrent_activation='sigmoid'), got {activation!r} and {recurrent_activation!r}")
+        activation = "linear" if activation is None else activation
+        if activation not in self.activations or recurrent_activation != "sigmoid":
+            raise ValueError(f"{name}: rnnkit's kernels implement activation in {self.activations} and "
+                             f"recurrent_activation='sigmoid', got {activation!r} and {recurrent_activation!r}")
+        self.activation = activation
         if stateful:
-            raise ValueError(f"{name}: stateful=True is not supported; pass initial states to rnnkit.kernels instead")
+            raise ValueError(f"{name}: stateful=True is not supported; carry states between batches with "
+                             f"return_state=True and initial_state=, or pass them to rnnkit.kernels")
+        if time_major:
+            raise ValueError(f"{name}: time_major=True is not supported; rnnkit takes (batch, timesteps, features): "
+                             f"swap the first two axes (np.swapaxes(x, 0, 1))")
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.recurrent_initializer = initializers.get(recurrent_initializer)
@@ -120,7 +127,10 @@ class RNN(Layer):
         states = self._initial_states(initial_state, x.shape[0])
         self._has_initial_state = bool(states)
         forward_fn = getattr(kernels, f"{self.cell}_forward")
+        # Keras' default tanh, the only one the LSTM's kernel takes, is the kernels' default too
+        options = {} if self.activation == "tanh" else {"activation": self.activation}
         self._fwd = forward_fn(x, self.params["kernel"], self.params["recurrent_kernel"], self._bias(), **states,
+                               **options,
                                lengths=lengths, padding=padding, save_for_backward=training, embeddings=table,
                                recurrent_mask=recurrent_mask, return_sequences=self.return_sequences)
         outputs = self._fwd.outputs
@@ -208,7 +218,7 @@ class RNN(Layer):
 
     def get_config(self):
         return dict(
-            super().get_config(), units=self.units, use_bias=self.use_bias,
+            super().get_config(), units=self.units, activation=self.activation, use_bias=self.use_bias,
             kernel_initializer=initializers.name_of(self.kernel_initializer),
             recurrent_initializer=initializers.name_of(self.recurrent_initializer),
             bias_initializer=initializers.name_of(self.bias_initializer), dropout=self.dropout,
@@ -219,11 +229,12 @@ class RNN(Layer):
 
 
 class SimpleRNN(RNN):
-    """``h_t = tanh(x_t W + h_{t-1} U + b)``; weights kernel (features, units), recurrent_kernel
-    (units, units), bias (units,)."""
+    """``h_t = f(x_t W + h_{t-1} U + b)`` with f the ``activation``: 'tanh' (default), 'relu' or 'linear';
+    weights kernel (features, units), recurrent_kernel (units, units), bias (units,)."""
 
     cell = "simple_rnn"
     gates = 1
+    activations = ("tanh", "relu", "linear")
 
     def __init__(self, units, activation="tanh", **kwargs):
         super().__init__(units, activation=activation, **kwargs)
@@ -260,6 +271,7 @@ class GRU(RNN):
 
     cell = "gru"
     gates = 3
+    activations = ("tanh", "relu", "linear")
 
     def __init__(self, units, reset_after=True, **kwargs):
         if not reset_after:

@@ -1,4 +1,4 @@
-"""Bidirectional, as in ``keras.layers.Bidirectional``."""
+"""Wrappers, as in ``keras.layers``: Bidirectional and TimeDistributed."""
 
 from __future__ import annotations
 
@@ -121,6 +121,70 @@ class Bidirectional(Layer):
         layer_config["name"] = layer_config["name"][len("forward_"):]
         return dict(super().get_config(), merge_mode=self.merge_mode,
                     layer={"class_name": type(self.forward_layer).__name__, "config": layer_config})
+
+    @classmethod
+    def from_config(cls, config):
+        from . import REGISTRY
+
+        config = dict(config)
+        spec = config.pop("layer")
+        return cls(REGISTRY[spec["class_name"]].from_config(spec["config"]), **config)
+
+
+class TimeDistributed(Layer):
+    """Applies a layer to every timestep of (batch, timesteps, ...) inputs: the layer sees a batch of
+    batch x timesteps samples. Its weights are the wrapped layer's; the mask passes through, as Keras'."""
+
+    def __init__(self, layer, **kwargs):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"TimeDistributed: expected a layer, got {type(layer).__name__}")
+        kwargs.setdefault("dtype", layer.dtype)
+        super().__init__(**kwargs)
+        self.layer = layer
+
+    @property
+    def activation(self):
+        return getattr(self.layer, "activation", None)
+
+    def build(self, input_shape):
+        if len(input_shape) < 2:
+            raise ValueError(f"TimeDistributed '{self.name}': expected inputs with a timesteps axis, got "
+                             f"{input_shape}")
+        self.layer.ensure_built(tuple(input_shape[1:]))
+        self.params = self.layer.params  # the same arrays: updates reach the wrapped layer
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + tuple(self.layer.compute_output_shape(tuple(input_shape[1:])))
+
+    def forward(self, inputs, *, training=False, mask=None):
+        x = np.asarray(inputs)
+        if x.ndim < 3:
+            raise ValueError(f"TimeDistributed '{self.name}': expected inputs (batch, timesteps, ...), got {x.shape}")
+        self._lead = x.shape[:2]
+        out = self.layer.forward(x.reshape((-1,) + x.shape[2:]), training=training)
+        if hasattr(self.layer, "logits"):
+            self.logits = self.layer.logits.reshape(self._lead + self.layer.logits.shape[1:])
+        return out.reshape(self._lead + out.shape[1:])
+
+    def _flat(self, d):
+        return d.reshape((-1,) + d.shape[2:])
+
+    def backward(self, d_outputs):
+        d = self.layer.backward(self._flat(d_outputs))
+        self.grads = self.layer.grads
+        return d.reshape(self._lead + d.shape[1:])
+
+    def backward_from_logits(self, d_logits):
+        d = self.layer.backward_from_logits(self._flat(d_logits))
+        self.grads = self.layer.grads
+        return d.reshape(self._lead + d.shape[1:])
+
+    def compute_mask(self, inputs, mask):
+        return mask
+
+    def get_config(self):
+        return dict(super().get_config(), layer={"class_name": type(self.layer).__name__,
+                                                 "config": self.layer.get_config()})
 
     @classmethod
     def from_config(cls, config):

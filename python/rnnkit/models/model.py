@@ -169,11 +169,13 @@ class Model:
 
     # --- compile and training ----------------------------------------------------------------------------
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, **kwargs):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
+                **kwargs):
+        """Keras' compile: ``metrics`` ignore sample weights, ``weighted_metrics`` use them."""
         unsupported = sorted(set(kwargs) - {"run_eagerly", "jit_compile", "steps_per_execution", "auto_scale_loss"})
         if unsupported:
             raise TypeError(f"compile: unsupported arguments {unsupported}")
-        self.compiled = Compiled(optimizer, loss, metrics, loss_weights, self.output_names)
+        self.compiled = Compiled(optimizer, loss, metrics, loss_weights, self.output_names, weighted_metrics)
         self.optimizer = self.compiled.optimizer
 
     @property

@@ -66,10 +66,12 @@ def _compile_from(model, spec):
     if "losses" in spec:
         loss_list = [None if c is None else losses.from_config(c) for c in spec["losses"]]
         metric_list = spec.get("metrics") or [[] for _ in loss_list]
+        weighted_list = spec.get("weighted_metrics") or [[] for _ in loss_list]
         single = len(loss_list) == 1
         model.compile(optimizer, loss_list[0] if single else loss_list,
                       metric_list[0] if single else metric_list,
-                      loss_weights=None if single else spec.get("loss_weights"))
+                      loss_weights=None if single else spec.get("loss_weights"),
+                      weighted_metrics=weighted_list[0] if single else weighted_list)
     else:
         model.compile(optimizer, spec["loss"], spec["metrics"])
 
@@ -90,8 +92,8 @@ def load_model(filepath, compile=True) -> Model:  # noqa: A002 (Keras' argument 
             with weights_from_file(sum(math.prod(shape) for _, shape in archive.specs[:n])):
                 if class_name == "Sequential":
                     model = Sequential.from_config(header["model"])
-                    if header.get("input_shape") is not None:
-                        model.build(tuple(header["input_shape"]))
+                    if header.get("input_shape") is not None:  # a sample's shape, without the batch axis
+                        model._build_known_shapes(tuple(header["input_shape"]))
                 else:
                     model = Model.from_config(header["model"])
             if len(model.get_weights()) != n:
