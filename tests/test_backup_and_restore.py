@@ -154,3 +154,32 @@ def test_delete_checkpoint_false_keeps_the_backup_of_a_completed_run(tmp_path):
 def test_save_freq_must_be_epoch_or_a_positive_number_of_batches(tmp_path, save_freq):
     with pytest.raises(ValueError, match="save_freq"):
         BackupAndRestore(tmp_path, save_freq=save_freq)
+
+
+class Batches:
+    """A dataset of batches (keras.utils.PyDataset's protocol)."""
+
+    def __init__(self, x, y, batch_size):
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, i):
+        rows = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return self.x[rows], self.y[rows]
+
+
+@pytest.mark.parametrize("stop_at", [3, 9])
+def test_a_shuffled_dataset_stopped_mid_epoch_continues_with_the_same_batch_order(tmp_path, stop_at):
+    x, y = data()
+    fit = dict(epochs=2, verbose=0)
+    reference = small_model()
+    reference.fit(Batches(x, y, BATCH), **fit)
+    with pytest.raises(RuntimeError):
+        small_model().fit(Batches(x, y, BATCH), callbacks=[BackupAndRestore(tmp_path, save_freq=1), Crash(stop_at)],
+                          **fit)
+    model, backup = small_model(), BackupAndRestore(tmp_path, save_freq=1)
+    model.fit(Batches(x, y, BATCH), callbacks=[backup], **fit)
+    assert backup.restored == ((stop_at - 1) // 9, (stop_at - 1) % 9 + 1)
+    assert_same_weights(model, reference)

@@ -143,13 +143,34 @@ def test_generators_and_datasets_train_as_the_same_batches_from_arrays():
     gen_history = from_generator.fit(generator(), steps_per_epoch=6, epochs=3, validation_data=generator(),
                                      validation_steps=2, verbose=0)
     dataset = Batches(x, y, 8)
-    from_dataset.fit(dataset, epochs=3, validation_data=Batches(x[:16], y[:16], 8), verbose=0)
+    from_dataset.fit(dataset, epochs=3, shuffle=False, validation_data=Batches(x[:16], y[:16], 8), verbose=0)
     for other in (from_generator, from_dataset):
         for u, v in zip(from_arrays.get_weights(), other.get_weights()):
             np.testing.assert_array_equal(u, v)
     assert dataset.epochs_ended == 3 and len(gen_history.history["val_loss"]) == 3
     np.testing.assert_array_equal(from_dataset.predict(Batches(x, y, 8)), from_arrays.predict(x))
     assert from_dataset.evaluate(Batches(x, y, 8)) == pytest.approx(from_arrays.evaluate(x, y, batch_size=8))
+
+
+def test_fit_shuffles_the_order_of_a_datasets_batches_each_epoch_as_keras_does():
+    x, y = ids(48)
+
+    class Recorded(Batches):
+        def __getitem__(self, i):
+            self.seen.append(i)
+            return super().__getitem__(i)
+
+    def epochs_seen(seed):
+        set_random_seed(seed)
+        dataset = Recorded(x, y, 8)
+        dataset.seen = []
+        classifier().fit(dataset, epochs=3, verbose=0)
+        return [dataset.seen[i : i + 6] for i in range(0, 18, 6)]
+
+    seen = epochs_seen(3)
+    assert all(sorted(epoch) == list(range(6)) for epoch in seen)
+    assert len({tuple(epoch) for epoch in seen}) > 1 and seen[0] != list(range(6))
+    assert epochs_seen(3) == seen
 
 
 def test_a_finite_generator_without_steps_trains_one_pass():
@@ -219,6 +240,44 @@ def test_sample_and_class_weights_match_keras():
         np.testing.assert_allclose(mine, np.asarray(theirs), rtol=1e-4, atol=1e-6)
 
 
+@needs_keras
+def test_a_generator_and_a_py_dataset_train_as_in_keras():
+    x, y = ids(48, 8)
+    x32, y32 = x.astype(np.int32), y.astype(np.float32)
+
+    class KerasBatches(keras.utils.PyDataset):
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            return x32[i * 8 : (i + 1) * 8], y32[i * 8 : (i + 1) * 8]
+
+    def generator(xs, ys, samples=48):
+        while True:
+            for i in range(0, samples, 8):
+                yield xs[i : i + 8], ys[i : i + 8]
+
+    for source in ("generator", "dataset"):
+        k, r = keras_twins("GRU", 8)
+        for model in (k, r):
+            model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=["acc"])
+        if source == "generator":
+            # The validation generator cycles over as many batches as validation_steps: Keras 3 replays the
+            # batches it peeked at from each validation's start, rnnkit (as Keras 2) continues the generator.
+            theirs = k.fit(generator(x32, y32), steps_per_epoch=6, epochs=2, shuffle=False, verbose=0,
+                           validation_data=generator(x32, y32, 16), validation_steps=2).history
+            mine = r.fit(generator(x, y), steps_per_epoch=6, epochs=2, verbose=0,
+                         validation_data=generator(x, y, 16), validation_steps=2).history
+        else:
+            theirs = k.fit(KerasBatches(), epochs=2, shuffle=False, verbose=0).history
+            mine = r.fit(Batches(x, y, 8), epochs=2, shuffle=False, verbose=0).history
+        assert set(mine) == set(theirs)
+        for key in theirs:
+            np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-5, atol=1e-6, err_msg=f"{source} {key}")
+        for u, v in zip(r.get_weights(), k.get_weights()):
+            np.testing.assert_allclose(u, np.asarray(v), rtol=1e-4, atol=1e-6)
+
+
 def test_reduce_lr_on_plateau_lambda_callback_and_csv_logger(tmp_path):
     x, y = ids()
     model = classifier(optimizer=SGD(1e-9))  # nothing improves
@@ -246,3 +305,18 @@ def test_what_rnnkit_does_not_support_is_named_with_the_alternative():
         RMSprop(lr=0.01)
     with pytest.raises(ValueError, match="rnnkit needs a loss with its gradient"):
         Sequential([rl.Dense(1)]).compile(loss=lambda y_true, y_pred: y_pred)
+    with pytest.raises(NotImplementedError, match="does not share a layer"):
+        shared = rl.LSTM(4)
+        a, b = rnnkit.Input((5, 3)), rnnkit.Input((5, 3))
+        rnnkit.Model([a, b], rl.Concatenate()([shared(a), shared(b)]))
+
+    class Subclassed(rnnkit.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = rl.Dense(1)
+
+        def call(self, x):
+            return self.dense(x)
+
+    with pytest.raises(TypeError, match="does not support subclassing Model"):
+        Subclassed()

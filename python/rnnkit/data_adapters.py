@@ -140,19 +140,21 @@ class DatasetData:
 
     indexable = True
 
-    def __init__(self, model, dataset, steps, class_weight=None):
-        self.model, self.dataset, self.class_weight = model, dataset, class_weight
-        length = len(dataset)
-        self.steps = length if steps is None else min(int(steps), length)
+    def __init__(self, model, dataset, steps, class_weight=None, shuffle=False):
+        self.model, self.dataset, self.class_weight, self.shuffle = model, dataset, class_weight, shuffle
+        self.dataset_batches = len(dataset)
+        self.steps = self.dataset_batches if steps is None else min(int(steps), self.dataset_batches)
         if self.steps < 1:
             raise ValueError("the dataset has no batches")
         self.samples = None
 
     def order(self, rng):
-        return None  # a dataset shuffles itself (on_epoch_end), as in Keras
+        # Keras' fit(shuffle=True) shuffles the order of a dataset's batches each epoch, not their contents.
+        return rng.permutation(self.dataset_batches) if self.shuffle else None
 
     def batch(self, step, order, whole=False):
-        return _standardized(self.model, self.dataset[step], self.class_weight)
+        index = step if order is None else int(order[step])
+        return _standardized(self.model, self.dataset[index], self.class_weight)
 
     def on_epoch_end(self):
         if hasattr(self.dataset, "on_epoch_end"):
@@ -215,7 +217,7 @@ def adapter(model, x, y, sample_weight, batch_size, shuffle, class_weight, steps
             raise ValueError(f"{what} is a dataset or generator of batches: it gives the labels and sample weights "
                              f"too, so y and sample_weight must be None")
         if is_dataset(x):
-            return DatasetData(model, x, steps, class_weight)
+            return DatasetData(model, x, steps, class_weight, shuffle)
         return GeneratorData(model, x, steps, class_weight)
     data = ArrayData(model, x, y, sample_weight, batch_size_of(batch_size), shuffle, class_weight, what)
     if steps is not None:

@@ -131,6 +131,7 @@ def fit(model, x, y, *, batch_size, epochs, verbose, callbacks, validation_split
     # Keras' order: the progress display first, the History last (it records what callbacks added)
     chain = ([ProgbarLogger(verbose)] if verbose else []) + list(callbacks or []) + [history]
     params = {"epochs": epochs, "steps": data.steps, "verbose": verbose, "samples": data.samples,
+              "dataset_batches": getattr(data, "dataset_batches", None),
               "batch_size": getattr(data, "batch_size", None), "shuffle": bool(shuffle)}
     cbs = CallbackList(chain, model, params)
     model.stop_training = False

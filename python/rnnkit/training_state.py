@@ -18,7 +18,8 @@ from . import saving
 from .utils import random as rnnkit_random
 
 KIND = "rnnkit-training-state"
-FIT_PARAMS = ("samples", "batch_size", "shuffle")  # what a fit resumed mid-epoch must share with the first
+# What a fit resumed mid-epoch must share with the first: the samples of arrays (or the batches of a dataset).
+FIT_PARAMS = ("samples", "dataset_batches", "batch_size", "shuffle")
 
 
 def _generator_states() -> dict:
@@ -100,8 +101,9 @@ def _restore(archive, model, params):
         means = [[float(total), float(count)] for total, count in header["running_means"]]
         shapes = [tuple(int(d) for d in s) for s in header["weights"]]
         n_optimizer, has_order = int(header["optimizer_arrays"]), bool(header["has_order"])
-        fit_params, optimizer_name = {key: header["fit"][key] for key in FIT_PARAMS}, header["optimizer"]
-        fit_params["samples"] = int(fit_params["samples"])
+        fit_params, optimizer_name = {key: header["fit"].get(key) for key in FIT_PARAMS}, header["optimizer"]
+        for key in ("samples", "dataset_batches"):
+            fit_params[key] = None if fit_params[key] is None else int(fit_params[key])
         iterations = int(header["iterations"])
         generators = header["generators"]
     except (KeyError, TypeError, ValueError, OverflowError) as e:
@@ -134,7 +136,10 @@ def _restore(archive, model, params):
                         for i, w in enumerate(expected)]
     order = None
     if has_order:
-        order = archive.read(len(archive.specs) - 1, np.int64, (fit_params["samples"],), "the sample order")
+        length = fit_params["samples"] if fit_params["samples"] is not None else fit_params["dataset_batches"]
+        if length is None:
+            raise _fail(path, "it has a sample order but no number of samples or batches to check it against")
+        order = archive.read(len(archive.specs) - 1, np.int64, (length,), "the sample order")
         if not np.array_equal(np.sort(order), np.arange(len(order))):
             raise _fail(path, "its sample order is not a permutation of the samples")
     model.optimizer.set_state(optimizer_arrays, iterations, trainable)

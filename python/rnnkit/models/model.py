@@ -13,8 +13,11 @@ from .graph import Graph
 
 
 class Model:
+    # Sequential builds its graph as layers are added; a Model is given its graph when it is made.
+    _builds_own_graph = False
+
     def __init__(self, inputs=None, outputs=None, name=None):
-        if type(self) is Model and (inputs is None or outputs is None):
+        if not self._builds_own_graph and (inputs is None or outputs is None):
             raise TypeError("Model: give inputs and outputs (Model(inputs, outputs) over layers called on "
                             "rnnkit.Input tensors); rnnkit does not support subclassing Model")
         self.name = name or auto_name("Functional")

@@ -10,6 +10,8 @@ from .model import Model
 
 
 class Sequential(Model):
+    _builds_own_graph = True
+
     def __init__(self, layers=None, name=None):
         super().__init__(name=name or auto_name("Sequential"))
         self._layers = []
