@@ -9,8 +9,26 @@
 #include <thread>
 #include <vector>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
+
 namespace rnnkit {
 namespace {
+
+// The caller's floating-point control (x86: MXCSR, whose flush-to-zero and denormals-are-zero bits
+// torch.set_flush_denormal sets), which each worker takes on for the job: every part computes in the
+// caller's mode, so results stay independent of the thread count whatever the mode.
+#if defined(__x86_64__) || defined(__i386__)
+constexpr unsigned kMxcsrControl = ~0x3Fu;  // all but the sticky exception flags
+inline unsigned float_mode() { return _mm_getcsr() & kMxcsrControl; }
+inline void set_float_mode(unsigned mode) {
+  if ((_mm_getcsr() & kMxcsrControl) != mode) _mm_setcsr(mode);
+}
+#else
+inline unsigned float_mode() { return 0; }
+inline void set_float_mode(unsigned) {}
+#endif
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -29,6 +47,7 @@ struct Job {
   PartTask task = nullptr;
   void* context = nullptr;
   int parts = 1;
+  unsigned float_mode = 0;  // the caller's float_mode()
 };
 
 class Pool {
@@ -45,7 +64,7 @@ class Pool {
       task(context, 0, 1);
       return;
     }
-    const Job job{task, context, parts};
+    const Job job{task, context, parts, float_mode()};
     {
       std::lock_guard<std::mutex> lock(mutex_);
       job_ = job;
@@ -104,6 +123,7 @@ class Pool {
       }
       // A worker the job has no part for does nothing: the caller waits for the job's parts only.
       if (index >= job.parts) continue;
+      set_float_mode(job.float_mode);
       execute(job, index);
       if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lock(mutex_);
