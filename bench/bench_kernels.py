@@ -302,6 +302,15 @@ def markdown(result):
     return "\n".join(lines) + "\n"
 
 
+def write_results(directory, stem, result, table) -> None:
+    """The result as stem.json and its Markdown table as stem.md in directory."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(table)
+    print(f"\nWrote {out / f'{stem}.json'} and {out / f'{stem}.md'}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the tutorial shape only")
@@ -314,11 +323,7 @@ def main():
         print(matmul_peak_gflops())
         return
     result = run(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "kernels.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "kernels.md").write_text(markdown(result))
-    print(f"\nWrote {out / 'kernels.json'} and {out / 'kernels.md'}")
+    write_results(args.out, "kernels", result, markdown(result))
 
 
 if __name__ == "__main__":
