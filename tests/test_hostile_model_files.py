@@ -200,3 +200,23 @@ def test_load_weights_checks_its_file_the_same_way(tmp_path):
     assert_refused_quickly(hostile, "complex128", load=model.load_weights)
     for a, b in zip(model.get_weights(), before):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("encoding", [{"words": 5}, {"words": ["a", 3]}, {"words": [], "maxlen": -1},
+                                      {"words": [], "padding": "middle"}, {"words": [], "__class__": "x"}, [1, 2]])
+def test_a_malformed_text_encoding_is_refused(tmp_path, encoding):
+    def edit(header):
+        header["text_encoding"] = encoding
+        return header
+
+    assert_refused_quickly(rewritten(tmp_path, edit_header=edit), "hostile.rnnkit: the saved model cannot be rebuilt")
+
+
+@pytest.mark.parametrize("vocabulary", [7, ["a", 7], ["a", "a"], ["a", "[UNK]"]])
+def test_a_malformed_text_vectorization_vocabulary_is_refused(tmp_path, vocabulary):
+    def edit(header):
+        header["model"]["layers"].insert(0, {"class_name": "TextVectorization",
+                                             "config": {"name": "tv", "vocabulary": vocabulary}})
+        return header
+
+    assert_refused_quickly(rewritten(tmp_path, edit_header=edit), "hostile.rnnkit: the saved model cannot be rebuilt")

@@ -58,7 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="continue the run whose backup is in --out (stopped or killed), bit for bit")
     imdb.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                       help="1: progress bar, 2: a line per epoch (default: 1 on a terminal, else 2)")
-    parser.commands = {"imdb": imdb}  # to report a mistake with the subcommand's usage
+    imdb.add_argument("--keep", choices=("best", "last"), default="best",
+                      help="the model saved: the epoch with the best val_acc, or the last epoch")
+    predict = commands.add_parser(
+        "predict", help="classify texts with a trained model: the probability that each is positive",
+        description="Prints one line per text: the probability that it is positive, and the label. The model "
+                    "is one `rnnkit imdb` saved (it carries its vocabulary) or one whose first layer is a "
+                    "TextVectorization.")
+    predict.add_argument("model", help="a model file, e.g. runs/imdb-lstm/model.rnnkit")
+    predict.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify; - reads one per line from "
+                                                                  "standard input")
+    predict.add_argument("--file", default=None, help="a UTF-8 file of texts, one per line (- for standard input)")
+    predict.add_argument("--batch-size", type=int, default=128, help="texts per batch (default: 128)")
+    parser.commands = {"imdb": imdb, "predict": predict}  # to report a mistake with the subcommand's usage
     return parser
 
 
@@ -151,8 +163,8 @@ def check_resume(args, backup_path: Path) -> None:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command != "imdb":
-        return 0
+    if args.command == "predict":
+        return predict(parser, args)
     from .imdb_run import backup_path, run_imdb
 
     try:
@@ -179,6 +191,17 @@ def main(argv=None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def predict(parser, args) -> int:
+    from .predict_run import run_predict
+
+    try:
+        if args.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+        return run_predict(args)
+    except UsageError as e:
+        parser.commands["predict"].error(str(e))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from .callbacks import BackupAndRestore, Callback, TerminateOnNaN
 from .cli import RUN_DEFINING, UsageError, run_name
 
 BACKUP_DIR = "backup"
+BEST_WEIGHTS = "best.weights.rnnkit"  # in BACKUP_DIR: the weights of the epoch with the best val_acc
 
 
 def backup_path(out: Path) -> Path:
@@ -74,6 +75,28 @@ class RunBackup(BackupAndRestore):
         epoch, batch = self.restored
         say(f"Resumed from {self.path}, " + (f"in epoch {epoch + 1} after batch {batch}" if batch else
                                               f"after epoch {epoch}"))
+
+
+class BestWeights(Callback):
+    """Saves the weights whenever an epoch ends with the best val_acc so far, over every session of a
+    resumed run (the record holds them all), so that the run is judged, and kept, by its best epoch as
+    the tutorial judges its models."""
+
+    def __init__(self, path: Path, record: RunRecord):
+        super().__init__()
+        self.path, self.record = path, record
+
+    def on_epoch_end(self, epoch, logs=None):
+        val = self.record.history.get("val_acc", [])
+        if val and best_epoch_index(val) == len(val) - 1:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.model.save_weights(self.path)
+
+
+def best_epoch_index(val_acc: list):
+    """The index of the first epoch with the highest finite val_acc, or None."""
+    finite = [v if v is not None and math.isfinite(v) else -math.inf for v in val_acc]
+    return int(np.argmax(finite)) if finite and max(finite) > -math.inf else None
 
 
 def build_model(args):
@@ -142,8 +165,8 @@ def _json_number(value):
 
 
 def write_results(out: Path, args, record: RunRecord, info: dict, **fields) -> dict:
-    val = [v if math.isfinite(v) else -math.inf for v in record.history.get("val_acc", [])]
-    best = int(np.argmax(val)) if val and max(val) > -math.inf else None
+    val = record.history.get("val_acc", [])
+    best = best_epoch_index(val)
     result = {
         "model": run_name(args),
         "config": {k: v for k, v in vars(args).items() if k != "command"},
@@ -151,7 +174,7 @@ def write_results(out: Path, args, record: RunRecord, info: dict, **fields) -> d
         "epoch_seconds": record.seconds,
         "best_val_acc": val[best] if best is not None else None,
         "best_epoch": best + 1 if best is not None else None,
-        "test_loss": None,
+        "test_loss": None,  # of the saved model: the best epoch's unless --keep last
         "test_acc": None,
         "build": info,
     }
@@ -171,14 +194,17 @@ def run_imdb(args, out: Path) -> int:
     (x_train, y_train), (x_test, y_test) = load_reviews(args)
 
     model = build_model(args)
+    model.text_encoding = text_encoding(args)
     model.summary(print_fn=say)
     record, nan_guard = RunRecord(), TerminateOnNaN()
     backup = RunBackup(out, {name: getattr(args, name) for name in RUN_DEFINING}, record, nan_guard)
+    best_path = out / BACKUP_DIR / BEST_WEIGHTS
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
     model_path = out / "model.rnnkit"
     try:
         model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                  validation_split=args.validation_split, callbacks=[record, nan_guard, backup], verbose=verbose)
+                  validation_split=args.validation_split,
+                  callbacks=[record, nan_guard, backup, BestWeights(best_path, record)], verbose=verbose)
     except KeyboardInterrupt as e:
         signal_name = e.args[0] if e.args else "SIGINT"
         if model.optimizer.iterations > 0:  # something was trained: keep it
@@ -204,24 +230,43 @@ def run_imdb(args, out: Path) -> int:
         say(f"The loss became NaN in epoch {epoch + 1}, batch {batch + 1}: training stopped, and the model kept is "
             f"the one after epoch {last_finite}, the last with a finite loss")
 
+    trained_epochs = stopped.get("model_epoch", len(record.seconds))
+    last_weights, best_weights = model.get_weights(), None
+    best = best_epoch_index(record.history.get("val_acc", []))
+    if best is not None and best + 1 != trained_epochs and best_path.exists():
+        model.load_weights(best_path)
+        best_weights = model.get_weights()
+    kept = "best" if best_weights is not None and args.keep == "best" else "last"
+    model.set_weights(best_weights if kept == "best" else last_weights)
     model.save(model_path)  # before the evaluation, which an interruption may cut short
     try:
         say("Evaluating on the test set...")
-        test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=args.batch_size)
+        model.set_weights(last_weights)
+        last_loss, last_acc = model.evaluate(x_test, y_test, batch_size=args.batch_size)
+        best_loss, best_acc = (last_loss, last_acc) if best_weights is None else (None, None)
+        if best_weights is not None:
+            model.set_weights(best_weights)
+            best_loss, best_acc = model.evaluate(x_test, y_test, batch_size=args.batch_size)
     except KeyboardInterrupt as e:
         write_results(out, args, record, info, completed=False,
                       interrupted=e.args[0] if e.args else "SIGINT", **stopped)
         say(f"Interrupted during the evaluation: the trained model is saved at {model_path}")
         raise
+    if best is None or (best + 1 != trained_epochs and best_weights is None):  # no best epoch, or its weights
+        best_loss = best_acc = None
+    test_loss, test_acc = (best_loss, best_acc) if kept == "best" else (last_loss, last_acc)
     result = write_results(out, args, record, info, completed=status == 0, test_loss=test_loss,
-                           test_acc=test_acc, **stopped)
+                           test_acc=test_acc, test_loss_best=best_loss, test_acc_best=best_acc,
+                           test_loss_last=last_loss, test_acc_last=last_acc, kept=kept, **stopped)
     title = f"IMDB {run_name(args)}: test acc {test_acc:.4f}"
     if result["best_val_acc"] is not None:
         title = f"IMDB {run_name(args)}: best val_acc {result['best_val_acc']:.4f}, test acc {test_acc:.4f}"
     plotted = plot_history(record.history, out / "history.png", title) if record.history.get("loss") else None
-    say(f"test_loss: {test_loss:.4f} - test_acc: {test_acc:.4f}")
+    say(f"test_loss: {test_loss:.4f} - test_acc: {test_acc:.4f} (the saved model: the {kept} epoch's)")
     if result["best_epoch"] is not None:
-        say(f"best val_acc: {result['best_val_acc']:.4f} (epoch {result['best_epoch']}); "
+        best_test = "" if best_acc is None else f", test_acc {best_acc:.4f}"
+        say(f"best val_acc: {result['best_val_acc']:.4f} (epoch {result['best_epoch']}){best_test}; "
+            f"last epoch ({trained_epochs}): test_acc {last_acc:.4f}; "
             f"{np.median(record.seconds):.1f}s per epoch (median)")
     wrote = f"Wrote {model_path}, {out / 'history.json'}"
     if plotted:
@@ -229,13 +274,22 @@ def run_imdb(args, out: Path) -> int:
     elif plotted is False:
         wrote += "; matplotlib is not installed (pip install 'rnnkit[plot]'), so no history.png"
     say(wrote)
+    say(f'Classify a text: rnnkit predict {model_path} "a review to classify"')
     remove_backup(backup_path(out))  # the run is complete: nothing is left to resume
     return status
 
 
+def text_encoding(args):
+    """How the run's reviews were turned into ids, saved with the model for `rnnkit predict`."""
+    from .datasets.imdb import TextEncoding
+
+    return TextEncoding.from_dataset(args.data, num_words=args.num_words, maxlen=args.maxlen)
+
+
 def remove_backup(path: Path) -> None:
-    saving.remove_stale_temporaries(path)
-    path.unlink(missing_ok=True)
+    for file in (path, path.with_name(BEST_WEIGHTS)):
+        saving.remove_stale_temporaries(file)
+        file.unlink(missing_ok=True)
     try:
         path.parent.rmdir()
     except OSError:  # gone already, or holds files of the user's: leave it

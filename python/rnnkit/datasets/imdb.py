@@ -24,7 +24,9 @@ import math
 import os
 import pickle
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -36,7 +38,7 @@ URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
 ARCHIVE = "aclImdb_v1.tar.gz"
 
-__all__ = ["load_data", "get_word_index", "tokenize"]
+__all__ = ["load_data", "get_word_index", "tokenize", "encode", "decode", "TextEncoding"]
 
 
 def find_source(path=None) -> Path:
@@ -290,3 +292,107 @@ def _read_word_index(path: Path) -> dict:
     except (NpzError, ValueError, OSError, RecursionError) as e:
         raise ValueError(f"{path}: not a readable word index: {e}") from None
     return {str(k): v for k, v in index.items()}
+
+
+@dataclass
+class TextEncoding:
+    """How ``load_data`` turns a review into ids, as an object that encodes any text the same way and
+    travels with a model (``rnnkit imdb`` saves it in the model file, ``rnnkit predict`` uses it).
+
+    ``words[r - 1]`` is the word of rank r (1 = most frequent); a text's ids are ``start_char``, then
+    each word's rank + ``index_from``, ids at or above ``num_words`` and unknown words becoming
+    ``oov_char``; with ``maxlen``, the ids are padded or cut as ``pad_sequences`` does by default
+    (``padding`` and ``truncating`` 'pre', padding id 0).
+    """
+
+    words: list
+    num_words: Optional[int] = None
+    maxlen: Optional[int] = None
+    start_char: Optional[int] = 1
+    oov_char: Optional[int] = 2
+    index_from: int = 3
+    padding: str = "pre"
+    truncating: str = "pre"
+
+    def __post_init__(self):
+        if not isinstance(self.words, list) or not all(isinstance(w, str) for w in self.words):
+            raise ValueError("TextEncoding: words must be a list of strings")
+        for name in ("num_words", "maxlen", "start_char", "oov_char", "index_from"):
+            value = getattr(self, name)
+            optional = name != "index_from"
+            if (value is None and not optional) or (value is not None and (type(value) is not int or value < 0)):
+                raise ValueError(f"TextEncoding: {name} must be {'None or ' if optional else ''}an integer >= 0, "
+                                 f"got {value!r}")
+        for name in ("padding", "truncating"):
+            if getattr(self, name) not in ("pre", "post"):
+                raise ValueError(f"TextEncoding: {name} must be 'pre' or 'post', got {getattr(self, name)!r}")
+        limit = len(self.words) + self.index_from if self.num_words is None else self.num_words
+        self._rank = {w: r + 1 for r, w in enumerate(self.words) if r + 1 + self.index_from < limit}
+
+    @classmethod
+    def from_dataset(cls, path=None, num_words=None, maxlen=None, **conventions) -> "TextEncoding":
+        """The encoding of ``load_data(path, num_words=num_words)``, keeping only the words it can emit."""
+        index = get_word_index(path)
+        words = [w for w, _ in sorted(index.items(), key=lambda item: item[1])]
+        if num_words:
+            words = words[:max(0, num_words - conventions.get("index_from", 3))]
+        return cls(words, num_words or None, maxlen, **conventions)
+
+    def encode(self, texts):
+        """A list of id lists, one per text; with ``maxlen``, a (texts, maxlen) int32 array."""
+        from ..preprocessing.sequence import pad_sequences
+
+        if isinstance(texts, str):
+            raise TypeError("encode: expected a list of texts, got one string (wrap it in a list)")
+        out = []
+        for text in texts:
+            if not isinstance(text, str):
+                raise TypeError(f"encode: expected strings, got {type(text).__name__}")
+            ids = [] if self.start_char is None else [self.start_char]
+            for word in tokenize(text):
+                rank = self._rank.get(word)
+                if rank is not None:
+                    ids.append(rank + self.index_from)
+                elif self.oov_char is not None:
+                    ids.append(self.oov_char)
+            out.append(ids)
+        if self.maxlen is None:
+            return out
+        return pad_sequences(out, maxlen=self.maxlen, padding=self.padding, truncating=self.truncating)
+
+    def decode(self, ids, unknown="?") -> str:
+        """The words of one sequence of ids, padding (0) and the start id left out, ids without a word
+        (out-of-vocabulary) shown as ``unknown``."""
+        words = []
+        for i in np.asarray(ids).reshape(-1).tolist():
+            if i == 0 or i == self.start_char:
+                continue
+            rank = i - self.index_from
+            words.append(self.words[rank - 1] if 1 <= rank <= len(self.words) else unknown)
+        return " ".join(words)
+
+    def get_config(self) -> dict:
+        return {"words": list(self.words), "num_words": self.num_words, "maxlen": self.maxlen,
+                "start_char": self.start_char, "oov_char": self.oov_char, "index_from": self.index_from,
+                "padding": self.padding, "truncating": self.truncating}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "TextEncoding":
+        if not isinstance(config, dict) or set(config) - set(cls.__dataclass_fields__) or "words" not in config:
+            raise ValueError(f"not a text encoding: {str(config)[:80]}")
+        return cls(**config)
+
+
+def encode(texts, num_words=None, maxlen=None, path=None, start_char=1, oov_char=2, index_from=3):
+    """Texts as ``load_data(path, num_words=num_words)`` encodes its reviews (the same tokenizer, ranks and
+    index conventions): a list of id lists, or with ``maxlen`` a (texts, maxlen) array padded and cut in
+    front, as the tutorial pads its reviews."""
+    encoding = TextEncoding.from_dataset(path, num_words, maxlen, start_char=start_char, oov_char=oov_char,
+                                         index_from=index_from)
+    return encoding.encode(texts)
+
+
+def decode(ids, path=None, start_char=1, index_from=3, unknown="?") -> str:
+    """The words of one review's ids from ``load_data`` (padding and the start id left out, ids without a
+    word shown as ``unknown``), e.g. ``decode(x_train[0])``."""
+    return TextEncoding.from_dataset(path, start_char=start_char, index_from=index_from).decode(ids, unknown)

@@ -18,7 +18,8 @@ class InputLayer(Layer):
             shape = kwargs.pop("input_shape")
         super().__init__(name=name, **kwargs)
         self.input_shape = tuple(shape) if shape is not None else (None,)
-        self.input_dtype = np.dtype(dtype).name if dtype is not None else None
+        # Keras spells text "string" (tf.string); NumPy's name for it is "str"
+        self.input_dtype = None if dtype is None else "str" if dtype in ("string", str) else np.dtype(dtype).name
         self.built = True
 
     def forward(self, inputs, *, training=False, mask=None):

@@ -15,6 +15,9 @@ from .graph import Graph
 class Model:
     # Sequential builds its graph as layers are added; a Model is given its graph when it is made.
     _builds_own_graph = False
+    # How raw text becomes this model's input ids (rnnkit.datasets.imdb.TextEncoding), saved with it:
+    # `rnnkit imdb` sets it, `rnnkit predict` reads it.
+    text_encoding = None
 
     def __init__(self, inputs=None, outputs=None, name=None):
         if not self._builds_own_graph and (inputs is None or outputs is None):

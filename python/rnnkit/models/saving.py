@@ -26,6 +26,8 @@ def save_model(model, filepath) -> None:
     description = {"class_name": "Sequential" if sequential else "Functional", "model": model.get_config(),
                    "input_shape": model._input_shape_for_save() if sequential else None,
                    "weight_arrays": n_weights, "compile": compiled}
+    if model.text_encoding is not None:
+        description["text_encoding"] = model.text_encoding.get_config()
     saving.write_archive(filepath, saving.MODEL_FORMAT, description, arrays)
 
 
@@ -100,6 +102,10 @@ def load_model(filepath, compile=True) -> Model:  # noqa: A002 (Keras' argument 
                 raise ValueError(f"the description builds {len(model.get_weights())} weight arrays, the file has {n}")
             if n:
                 _set_weights_from(model, archive, 0)
+            if header.get("text_encoding") is not None:
+                from ..datasets.imdb import TextEncoding
+
+                model.text_encoding = TextEncoding.from_config(header["text_encoding"])
             spec = header.get("compile")
             if compile and spec is not None:
                 _compile_from(model, spec)

@@ -83,18 +83,21 @@ class Sequential(Model):
 
     # --- forward and backward --------------------------------------------------------------------------
 
-    def _fused_embedding(self, training_mode) -> bool:
-        """Whether the model starts Embedding -> recurrent layer, which then reads the token ids itself."""
-        return (len(self._layers) >= 2 and isinstance(self._layers[0], Embedding)
-                and hasattr(self._layers[1], "takes_tokens_from")
-                and self._layers[1].takes_tokens_from(self._layers[0], training_mode))
+    @staticmethod
+    def _fused_embedding(layers, training_mode) -> bool:
+        """Whether layers start Embedding -> recurrent layer, which then reads the token ids itself."""
+        return (len(layers) >= 2 and isinstance(layers[0], Embedding)
+                and hasattr(layers[1], "takes_tokens_from")
+                and layers[1].takes_tokens_from(layers[0], training_mode))
 
     def _run_forward(self, xs, training_mode):
         x = xs[0]
         self._build_for(xs)
         mask = None
         layers = self._layers
-        if self._fused_embedding(training_mode):
+        if layers and getattr(layers[0], "preprocesses", False):  # TextVectorization: strings to ids first
+            x, layers = layers[0].forward(x, training=training_mode), layers[1:]
+        if self._fused_embedding(layers, training_mode):
             embedding, recurrent = layers[0], layers[1]
             embedding_mask = embedding.compute_mask(x, None)
             out = recurrent.forward(x, training=training_mode, mask=embedding_mask, embedding=embedding)
