@@ -327,10 +327,16 @@ class Model:
     # --- saving ----------------------------------------------------------------------------------------
 
     def save(self, filepath) -> None:
-        """Architecture, weights and optimizer state in one file, written atomically."""
+        """Architecture, weights and optimizer state in one file, written atomically: Keras 3's format
+        for a name ending in .keras (keras.models.load_model opens it), rnnkit's own otherwise."""
         from . import saving as model_saving
 
-        model_saving.save_model(self, filepath)
+        if str(filepath).endswith(".keras"):
+            from .keras_file import save_keras
+
+            save_keras(self, filepath)
+        else:
+            model_saving.save_model(self, filepath)
 
     def save_weights(self, filepath) -> None:
         from . import saving as model_saving

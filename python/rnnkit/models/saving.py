@@ -80,8 +80,13 @@ def _compile_from(model, spec):
 
 def load_model(filepath, compile=True) -> Model:  # noqa: A002 (Keras' argument name)
     """A model saved with ``model.save``: architecture, weights and, when it was compiled, the
-    optimizer with its state, so training continues where it stopped. A file that is not such a
-    model raises ValueError naming it, before arrays larger than the file's own are allocated."""
+    optimizer with its state, so training continues where it stopped; or a Keras 3 .keras file. A file
+    that is not such a model raises ValueError naming it, before arrays larger than the file's own are
+    allocated."""
+    from .keras_file import is_keras_file, load_keras
+
+    if is_keras_file(filepath):
+        return load_keras(filepath, compile=compile)
     with saving.open_archive(filepath, saving.MODEL_FORMAT) as archive:
         header = archive.header
         try:
