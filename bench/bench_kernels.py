@@ -311,6 +311,29 @@ def write_results(directory, stem, result, table) -> None:
     print(f"\nWrote {out / f'{stem}.json'} and {out / f'{stem}.md'}")
 
 
+def machine_line(result, rest) -> str:
+    """The first line of a results table: the machine and rnnkit's build, then `rest`."""
+    m, b = result["machine"], result["build"]
+    build = f"rnnkit {b['version']} ({b['simd']} kernels, {b['threads']} threads)"
+    return f"Machine: {m['cpu']}, {m['cores']} cores; {build}; {rest}"
+
+
+def table(first_line, headings, rows) -> str:
+    """A Markdown table of rows (lists of cell texts) under a line saying what was measured where."""
+    lines = [first_line, "", "| " + " | ".join(headings) + " |", "|" + " --- |" * len(headings)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
+def comparison_main(doc, stem, run, table) -> None:
+    """The command line of a side-by-side comparison script: --repeats rounds, results to --out."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=11, help="rounds per comparison (default: 11)")
+    parser.add_argument("--out", default="bench/results", help=f"directory for {stem}.json and {stem}.md")
+    args = parser.parse_args()
+    result = run(args.repeats)
+    write_results(args.out, stem, result, table(result))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the tutorial shape only")

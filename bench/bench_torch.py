@@ -14,14 +14,13 @@ per-round ratios. It writes torch.json and torch.md to --out.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 # isort: off
-from bench_kernels import TUTORIAL, machine, side_by_side, write_results  # noqa: E402  (sets BLAS to one thread: first)
+from bench_kernels import TUTORIAL, comparison_main, machine, machine_line, side_by_side, table  # noqa: E402
 import numpy as np  # noqa: E402
 # isort: on
 
@@ -134,27 +133,17 @@ def run(repeats):
 
 
 def markdown(result):
-    m, b = result["machine"], result["build"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores; rnnkit {b['version']} ({b['simd']} kernels, "
-             f"{b['threads']} threads); PyTorch {result['torch']}. Batch 128, 500 steps, 32 features, 32 units; "
-             "median ms per call.", "",
-             "| layer | step | torch.nn ms | rnnkit.torch ms | rnnkit.torch vs torch.nn | rnnkit.kernels ms | "
-             "adapter cost |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    for r in result["rows"]:
-        ms = r["ms"]
-        lines.append(f"| {r['layer']} | {r['mode']} | {ms['torch.nn']:.2f} | {ms['rnnkit.torch']:.2f} | "
-                     f"{r['speedup_vs_torch']:.2f}x | {ms['rnnkit.kernels']:.2f} | "
-                     f"{100 * r['adapter_overhead']:+.1f}% |")
-    return "\n".join(lines) + "\n"
+    return table(machine_line(result, f"PyTorch {result['torch']}. Batch 128, 500 steps, 32 features, 32 units; "
+                                      "median ms per call."),
+                 ["layer", "step", "torch.nn ms", "rnnkit.torch ms", "rnnkit.torch vs torch.nn", "rnnkit.kernels ms",
+                  "adapter cost"],
+                 [[r["layer"], r["mode"], f"{r['ms']['torch.nn']:.2f}", f"{r['ms']['rnnkit.torch']:.2f}",
+                   f"{r['speedup_vs_torch']:.2f}x", f"{r['ms']['rnnkit.kernels']:.2f}",
+                   f"{100 * r['adapter_overhead']:+.1f}%"] for r in result["rows"]])
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=11, help="rounds per comparison (default: 11)")
-    parser.add_argument("--out", default="bench/results", help="directory for torch.json and torch.md")
-    args = parser.parse_args()
-    result = run(args.repeats)
-    write_results(args.out, "torch", result, markdown(result))
+    comparison_main(__doc__, "torch", run, markdown)
 
 
 if __name__ == "__main__":

@@ -338,6 +338,14 @@ class Model:
         else:
             model_saving.save_model(self, filepath)
 
+    def export(self, filepath, format="onnx", verbose=False, **kwargs) -> None:  # noqa: A002 (Keras' name)
+        """Keras 3's export, in ONNX's format: a graph onnxruntime runs with the model's predictions."""
+        if format != "onnx":
+            raise ValueError(f"export: rnnkit exports format='onnx', got format={format!r}")
+        from ..onnx_export import export_onnx
+
+        export_onnx(self, filepath)
+
     def save_weights(self, filepath) -> None:
         from . import saving as model_saving
 

@@ -75,6 +75,8 @@ class Sequential(Model):
         """Builds the weights for inputs of this shape; like Keras, the shape may include the batch."""
         if input_shape is not None and len(input_shape) > 1 and input_shape[0] is None:
             input_shape = tuple(input_shape)[1:]
+        if input_shape is not None:
+            self._seen_input_shape = tuple(input_shape)  # what a saved or exported model is built for
         self._build_known_shapes(input_shape)
 
     def _build_for(self, xs):
