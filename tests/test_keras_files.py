@@ -201,3 +201,70 @@ def test_without_h5py_the_error_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "h5py", None)
     with pytest.raises(ImportError, match=r"rnnkit\[keras\]"):
         trained_sequential().save(tmp_path / "m.keras")
+
+
+# --- weights-only files: Keras 2's .h5 and Keras 3's .weights.h5 -----------------------------------
+
+
+def legacy_architecture():
+    model = rnnkit.Sequential([Embedding(30, 5, mask_zero=True), Bidirectional(LSTM(4, return_sequences=True)),
+                               GRU(3), Dropout(0.3), Dense(1, activation="sigmoid")])
+    model.build((8,))
+    return model
+
+
+def test_weights_of_a_keras_h5_file_load_by_layer_order():
+    model = legacy_architecture()
+    model.load_weights(DATA / "keras_legacy.h5")  # written by Keras' HDF5 (Keras 2) writer
+    expected = np.load(DATA / "keras_legacy_expected.npz")
+    np.testing.assert_allclose(model.predict(expected["x"], verbose=0), expected["y"], atol=1e-6)
+
+
+def test_a_tf_keras_2_weights_file_with_its_variable_names(tmp_path):
+    """tf.keras 2 names each array 'layer/cell/kernel:0' and lists them in weight_names, layer by layer."""
+    source = legacy_architecture()
+    with_weights = [w + 1.0 for w in source.get_weights()]
+    source.set_weights(with_weights)
+    path = tmp_path / "tf_keras2.h5"
+    with h5py.File(path, "w") as h5:
+        h5.attrs["layer_names"] = [layer.name.encode() for layer in source.layers]
+        for layer in source.layers:
+            group = h5.create_group(layer.name)
+            names = [f"{layer.name}/{name.replace('/', '_')}:0" for name in layer.params]
+            group.attrs["weight_names"] = [n.encode() for n in names]
+            for name, array in zip(names, layer.params.values()):
+                group.create_dataset(name, data=array)
+    model = legacy_architecture()
+    model.load_weights(path)
+    for a, b in zip(model.get_weights(), with_weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_weights_that_do_not_fit_the_model_are_refused():
+    other = rnnkit.Sequential([Embedding(30, 5), LSTM(4), Dense(1)])
+    other.build((8,))
+    with pytest.raises(ValueError, match="holds the weights of 4 layers .* has 3 with weights"):
+        other.load_weights(DATA / "keras_legacy.h5")
+    narrower = rnnkit.Sequential([Embedding(30, 5), Bidirectional(LSTM(4, return_sequences=True)), GRU(2), Dropout(0.3),
+                                  Dense(1)])
+    narrower.build((8,))
+    with pytest.raises(ValueError, match="weight 'kernel' of layer 'gru.*' is float32 \\(8, 6\\)"):
+        narrower.load_weights(DATA / "keras_legacy.h5")
+
+
+@needs_keras
+def test_keras_3_weights_files_both_ways(tmp_path):
+    model = trained_sequential()
+    theirs = keras.models.clone_model(keras.models.load_model(_saved(model, tmp_path)))
+    model.save_weights(tmp_path / "ours.weights.h5")
+    theirs.load_weights(tmp_path / "ours.weights.h5")
+    np.testing.assert_allclose(theirs.predict(ids(3), verbose=0), model.predict(ids(3), verbose=0), atol=1e-6)
+    theirs.set_weights([w * 0.5 for w in theirs.get_weights()])
+    theirs.save_weights(tmp_path / "theirs.weights.h5")
+    model.load_weights(tmp_path / "theirs.weights.h5")
+    np.testing.assert_allclose(model.predict(ids(3), verbose=0), theirs.predict(ids(3), verbose=0), atol=1e-6)
+
+
+def _saved(model, tmp_path):
+    model.save(tmp_path / "m.keras")
+    return tmp_path / "m.keras"

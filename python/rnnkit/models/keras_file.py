@@ -528,3 +528,80 @@ def load_keras(filepath, compile=True):  # noqa: A002 (Keras' argument name)
             RecursionError, UnicodeDecodeError, NotImplementedError) as e:
         raise ValueError(f"{where}: not a readable .keras file: {type(e).__name__}: {e}") from None
     return model
+
+
+# --- weights-only HDF5 files: Keras 3's .weights.h5 and Keras 2's .h5 -------------------------------
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def is_hdf5_file(path) -> bool:
+    if not Path(path).is_file():
+        return False
+    with open(path, "rb") as f:
+        return f.read(8) == HDF5_SIGNATURE
+
+
+def save_weights_h5(model, filepath) -> None:
+    """Keras 3's model.save_weights('x.weights.h5'): the weights part of a .keras file."""
+    data = _weights_h5(model)
+    saving.atomic_write(filepath, lambda f: f.write(data))
+
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def load_weights_h5(model, filepath) -> None:
+    """The weights of a Keras 3 .weights.h5 file or of a Keras 2 .h5 file (model.save or save_weights),
+    matched to the model's layers in order, each array checked against the weight it replaces."""
+    h5py = _need_h5py()
+    where = str(filepath)
+    if not model.built:
+        raise ValueError(f"{where}: the model '{model.name}' is not built, so the weights have nothing to fill: "
+                         "call it on data or give its input shape first")
+    try:
+        with h5py.File(filepath, "r") as h5:
+            group = h5["model_weights"] if "model_weights" in h5 else h5
+            if "layer_names" in group.attrs:
+                _load_keras2_weights(model, group, where)
+            elif "layers" in h5:
+                for layer, path in zip(model.layers, _paths(model.layers)):
+                    _set_layer_weights(h5, f"layers/{path}", layer, where)
+            else:
+                raise KerasFileError("neither Keras 3 weights (a 'layers' group) nor Keras 2 weights "
+                                     "('layer_names')")
+    except FileNotFoundError:
+        raise
+    except KerasFileError as e:
+        raise ValueError(f"{where}: {e}" if not str(e).startswith(where) else str(e)) from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OSError, RecursionError,
+            UnicodeDecodeError) as e:
+        raise ValueError(f"{where}: not a readable Keras weights file: {type(e).__name__}: {e}") from None
+
+
+def _load_keras2_weights(model, group, where) -> None:
+    """Keras 2's layout: attribute layer_names, and per layer a group whose weight_names attribute lists
+    the datasets (kernel, recurrent_kernel, bias, ...) in the layer's weight order."""
+    saved = []
+    for name in map(_text, group.attrs["layer_names"]):
+        names = [_text(n) for n in group[name].attrs.get("weight_names", [])]
+        if names:
+            saved.append((name, [group[name][n] for n in names]))
+    layers = [layer for layer in model._weighted_layers() if layer.params]
+    if len(saved) != len(layers):
+        raise KerasFileError(f"the file holds the weights of {len(saved)} layers "
+                             f"({', '.join(n for n, _ in saved)}), the model '{model.name}' has {len(layers)} with "
+                             f"weights ({', '.join(layer.name for layer in layers)})")
+    for layer, (name, datasets) in zip(layers, saved):
+        expected = list(layer.params.items())
+        if len(datasets) != len(expected):
+            raise KerasFileError(f"layer '{name}' in the file has {len(datasets)} weights, layer '{layer.name}' "
+                                 f"has {len(expected)}")
+        arrays = []
+        for data, (weight, current) in zip(datasets, expected):
+            if tuple(data.shape) != current.shape or data.dtype.kind != "f":
+                raise KerasFileError(f"{data.name} is a {data.dtype} array of shape {tuple(data.shape)}; weight "
+                                     f"'{weight}' of layer '{layer.name}' is {current.dtype} {current.shape}")
+            arrays.append(np.asarray(data, dtype=current.dtype))
+        layer.set_weights(arrays)

@@ -347,11 +347,23 @@ class Model:
         export_onnx(self, filepath)
 
     def save_weights(self, filepath) -> None:
+        """The weights alone: Keras 3's HDF5 layout for a name ending in .weights.h5, rnnkit's otherwise."""
         from . import saving as model_saving
 
-        model_saving.save_weights(self, filepath)
+        if str(filepath).endswith(".weights.h5"):
+            from .keras_file import save_weights_h5
+
+            save_weights_h5(self, filepath)
+        else:
+            model_saving.save_weights(self, filepath)
 
     def load_weights(self, filepath) -> None:
+        """Weights from save_weights, from Keras 3's .weights.h5, or from a Keras 2 .h5 file (model.save or
+        save_weights there)."""
         from . import saving as model_saving
+        from .keras_file import is_hdf5_file, load_weights_h5
 
-        model_saving.load_weights(self, filepath)
+        if is_hdf5_file(filepath):
+            load_weights_h5(self, filepath)
+        else:
+            model_saving.load_weights(self, filepath)
