@@ -3,6 +3,7 @@ saved is kept under tests/data, so the reader is tested without Keras too); bad 
 
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -268,3 +269,25 @@ def test_keras_3_weights_files_both_ways(tmp_path):
 def _saved(model, tmp_path):
     model.save(tmp_path / "m.keras")
     return tmp_path / "m.keras"
+
+
+@needs_keras
+def test_convolution_pooling_and_time_distributed_layers_round_trip(tmp_path):
+    from rnnkit.layers import Conv1D, Flatten, MaxPooling1D, TimeDistributed
+
+    rnnkit.utils.set_random_seed(0)
+    model = rnnkit.Sequential([Embedding(20, 4), Conv1D(3, 3, padding="causal", activation="relu"), MaxPooling1D(2),
+                               GRU(3, return_sequences=True), TimeDistributed(Dense(2)), Flatten()])
+    model.build((8,))
+    model.set_weights([w + 0.1 for w in model.get_weights()])
+    # Keras' names, numbered from the second layer of a class made in this process
+    assert re.fullmatch(r"conv1d(_\d+)?", model.layers[1].name)
+    assert re.fullmatch(r"max_pooling1d(_\d+)?", model.layers[2].name)
+    model.save(tmp_path / "c.keras")
+    theirs = keras.models.load_model(tmp_path / "c.keras")
+    np.testing.assert_allclose(theirs.predict(ids(4, steps=8), verbose=0), model.predict(ids(4, steps=8), verbose=0),
+                               atol=1e-6)
+    theirs.save(tmp_path / "k.keras")
+    again = load_model(tmp_path / "k.keras")
+    np.testing.assert_allclose(again.predict(ids(4, steps=8), verbose=0), model.predict(ids(4, steps=8), verbose=0),
+                               atol=1e-6)

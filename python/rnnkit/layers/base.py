@@ -31,10 +31,15 @@ def weights_from_file(elements: int):
         _file_budget.reset(token)
 
 
+def snake_case(cls_name: str) -> str:
+    """Keras' to_snake_case: SimpleRNN -> simple_rnn, Conv1D -> conv1d, MaxPooling1D -> max_pooling1d."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", cls_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
 def auto_name(cls_name: str) -> str:
     """Keras' naming: SimpleRNN -> simple_rnn, then simple_rnn_1, simple_rnn_2, ..."""
-    base = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", cls_name)
-    base = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", base).lower()
+    base = snake_case(cls_name)
     n = _name_counts[base]
     _name_counts[base] += 1
     return base if n == 0 else f"{base}_{n}"

@@ -15,14 +15,13 @@ from __future__ import annotations
 import datetime
 import io
 import json
-import re
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .. import losses, optimizers, saving
-from ..layers.base import weights_from_file
+from ..layers.base import snake_case, weights_from_file
 
 FORMAT_KERAS_VERSION = "3.5.0"  # the oldest Keras whose .keras layout this follows
 MAX_CONFIG_BYTES = 16 * 2**20
@@ -46,11 +45,16 @@ OPTIONS = {
     "GlobalAveragePooling1D": (),
     "Concatenate": ("axis",),
     "Add": (),
+    "Conv1D": ("filters", "kernel_size", "strides", "padding", "dilation_rate", "activation", "use_bias"),
+    "MaxPooling1D": ("pool_size", "strides", "padding"),
+    "TimeDistributed": (),
 }
+WRAPPERS = ("Bidirectional", "TimeDistributed")  # a layer inside, serialized in the config's "layer"
 OPTIONS["LSTM"] = OPTIONS["SimpleRNN"] + ("unit_forget_bias",)
 OPTIONS["GRU"] = OPTIONS["SimpleRNN"]
 DEFAULTS = {"recurrent_activation": "sigmoid", "stateful": False, "reset_after": True, "sparse": False,
-            "data_format": "channels_last", "keepdims": False, "time_major": False}
+            "data_format": "channels_last", "keepdims": False, "time_major": False, "groups": 1}
+ONE_D = ("kernel_size", "strides", "dilation_rate", "pool_size")  # Keras writes [n], rnnkit takes n
 IGNORED = {"name", "trainable", "dtype", "seed", "unroll", "input_length", "input_shape", "batch_input_shape",
            "embeddings_initializer", "kernel_initializer", "recurrent_initializer", "bias_initializer",
            "quantization_config", "lora_rank", "lora_alpha", "layer", "backward_layer", "implementation"}
@@ -68,16 +72,11 @@ def _need_h5py():
     return h5py
 
 
-def _snake(class_name: str) -> str:
-    name = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", class_name)
-    return re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name).lower()
-
-
 def _paths_of_classes(class_names) -> list:
     """Each layer's group name in model.weights.h5: its class in snake case, numbered from the second."""
     seen, out = {}, []
     for class_name in class_names:
-        base = _snake(class_name)
+        base = snake_case(class_name)
         n = seen.get(base, 0)
         seen[base] = n + 1
         out.append(base if n == 0 else f"{base}_{n}")
@@ -104,11 +103,13 @@ def _keras_layer_config(layer) -> dict:
         raise KerasFileError(f"layer '{layer.name}' ({class_name}) cannot be written to a .keras file; "
                              f"rnnkit writes {', '.join(sorted(OPTIONS))}")
     config = dict(layer.get_config())
+    if class_name in WRAPPERS:
+        inner = layer.forward_layer if class_name == "Bidirectional" else layer.layer
+        config["layer"] = _serialized(type(inner).__name__, {**_keras_layer_config(inner),
+                                                             "name": config["layer"]["config"]["name"]})
     if class_name == "Bidirectional":
-        inner = config["layer"]
-        config["layer"] = _serialized(inner["class_name"], dict(inner["config"]))
-        backward = dict(layer.backward_layer.get_config())
-        config["backward_layer"] = _serialized(type(layer.backward_layer).__name__, backward)
+        backward = layer.backward_layer
+        config["backward_layer"] = _serialized(type(backward).__name__, _keras_layer_config(backward))
     if class_name == "GRU":
         config["reset_after"] = True  # the only GRU rnnkit has; Keras' default too
     return config
@@ -189,7 +190,7 @@ def _rnnkit_loss(loss, where):
         return loss
     if isinstance(loss, dict) and isinstance(loss.get("class_name"), str):
         config = loss.get("config") or {}
-        return losses.from_config({"name": _snake(loss["class_name"]).replace("cross_entropy", "crossentropy"),
+        return losses.from_config({"name": snake_case(loss["class_name"]).replace("cross_entropy", "crossentropy"),
                                    "from_logits": bool(config.get("from_logits", False))})
     raise KerasFileError(f"{where}: the loss {loss!r} is not one rnnkit can read")
 
@@ -217,6 +218,9 @@ def _write_layer_weights(h5, path, layer) -> None:
     if class_name == "Bidirectional":
         _write_layer_weights(h5, f"{path}/forward_layer", layer.forward_layer)
         _write_layer_weights(h5, f"{path}/backward_layer", layer.backward_layer)
+        return
+    if class_name == "TimeDistributed":
+        _write_layer_weights(h5, f"{path}/layer", layer.layer)
         return
     target = group["vars"]
     if class_name in RECURRENT:
@@ -312,7 +316,7 @@ def _rnnkit_config(entry: dict, where: str):
            "trainable": bool(config.get("trainable", True))}
     for key, value in config.items():
         if key in OPTIONS[class_name]:
-            out[key] = value
+            out[key] = value[0] if key in ONE_D and isinstance(value, list) and len(value) == 1 else value
         elif key in DEFAULTS:
             if value != DEFAULTS[key]:
                 raise KerasFileError(f"{where}: layer '{name}' ({class_name}) has {key}={value!r}, which rnnkit does "
@@ -320,7 +324,7 @@ def _rnnkit_config(entry: dict, where: str):
         elif key not in IGNORED and value is not None:
             raise KerasFileError(f"{where}: layer '{name}' ({class_name}) has {key}={value!r}, which rnnkit does not "
                                  "support")
-    if class_name == "Bidirectional":
+    if class_name in WRAPPERS:
         inner_class, inner = _rnnkit_config(config.get("layer"), f"{where}, its layer")
         out["layer"] = {"class_name": inner_class, "config": inner}
     return class_name, out
@@ -342,6 +346,9 @@ def _set_layer_weights(h5, path, layer, where) -> None:
     if class_name == "Bidirectional":
         _set_layer_weights(h5, f"{path}/forward_layer", layer.forward_layer, where)
         _set_layer_weights(h5, f"{path}/backward_layer", layer.backward_layer, where)
+        return
+    if class_name == "TimeDistributed":
+        _set_layer_weights(h5, f"{path}/layer", layer.layer, where)
         return
     if not layer.params:
         return
@@ -518,7 +525,7 @@ def load_keras(filepath, compile=True):  # noqa: A002 (Keras' argument name)
                              _paths_of_classes([e.get("class_name") for e in entries])))
             for layer in model.layers:
                 _set_layer_weights(h5, f"layers/{paths[layer.name]}", layer, where)
-            if compile and isinstance(config.get("compile_config"), dict):
+            if compile and isinstance(config.get("compile_config"), dict) and config["compile_config"].get("optimizer"):
                 _compile_from(model, config["compile_config"], h5, where)
     except FileNotFoundError:
         raise
