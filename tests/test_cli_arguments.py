@@ -104,3 +104,42 @@ def test_running_out_of_memory_anyway_gets_one_line_and_exit_status_1(archive, t
     monkeypatch.setattr(imdb_run, "build_model", no_memory)
     status, _, err = run(["imdb", *SMALL, "--data", str(archive), "--out", str(tmp_path / "run")], capsys)
     assert status == 1 and "out of memory" in err and "Traceback" not in err
+
+
+def test_rnnkit_alone_prints_the_help_and_version_prints_the_version(capsys):
+    from rnnkit import __version__
+
+    assert main([]) == 0
+    assert "imdb" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"rnnkit {__version__}"
+
+
+@pytest.mark.parametrize("command", ["imdb", "predict"])
+def test_every_option_has_help_and_shows_its_default_once(command):
+    from rnnkit.cli import build_parser
+
+    sub = build_parser().commands[command]
+    formatter = sub._get_formatter()
+    for action in sub._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        text = formatter._expand_help(action)
+        assert action.help and text.count("default") <= 1, (action.option_strings, text)
+        if action.default not in (None, False):
+            assert f"(default: {action.default})" in text, (action.option_strings, text)
+
+
+def test_one_thread_is_one_thread_and_history_records_the_data_read(archive, tmp_path, monkeypatch, capsys):
+    import rnnkit
+
+    threads = rnnkit.get_num_threads()
+    rnnkit.set_num_threads(1)
+    try:
+        out = tmp_path / "one"
+        main(["imdb", *SMALL, "--epochs", "1", "--data", str(archive), "--out", str(out)])
+    finally:
+        rnnkit.set_num_threads(threads)
+    assert " kernels, 1 thread)" in capsys.readouterr().out
+    assert json.loads((out / "history.json").read_text())["data"] == str(archive.resolve())

@@ -32,23 +32,39 @@ class UsageError(Exception):
     """A mistake in the command line: reported in one line with exit status 2."""
 
 
+class DefaultOnceFormatter(argparse.HelpFormatter):
+    """Each option's default after its help, once: not for options whose help says it already, nor for
+    flags and options without a default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="rnnkit", description="rnnkit: recurrent networks with C++ kernels")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    commands = parser.add_subparsers(dest="command")
     imdb = commands.add_parser("imdb", help="train a sentiment classifier on IMDB reviews",
-                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                               formatter_class=DefaultOnceFormatter)
     imdb.add_argument("--model", choices=MODELS, default="lstm", help="the recurrent layer")
-    imdb.add_argument("--epochs", type=int, default=10)
-    imdb.add_argument("--batch-size", type=int, default=128)
+    imdb.add_argument("--epochs", type=int, default=10, help="passes over the training reviews")
+    imdb.add_argument("--batch-size", type=int, default=128, help="reviews per training step")
     imdb.add_argument("--maxlen", type=int, default=500, help="reviews are padded or cut to this many tokens")
     imdb.add_argument("--num-words", type=int, default=10000, help="vocabulary: the most frequent words")
-    imdb.add_argument("--units", type=int, default=32)
-    imdb.add_argument("--embed-dim", type=int, default=32)
+    imdb.add_argument("--units", type=int, default=32, help="the recurrent layer's units")
+    imdb.add_argument("--embed-dim", type=int, default=32, help="the size of each word's embedding vector")
     imdb.add_argument("--mask-zero", action="store_true",
                       help="Embedding(mask_zero=True): padding is masked, and the kernels skip it")
     imdb.add_argument("--bidirectional", action="store_true", help="wrap the recurrent layer in Bidirectional")
-    imdb.add_argument("--optimizer", choices=("rmsprop", "adam", "sgd"), default="rmsprop")
-    imdb.add_argument("--validation-split", type=float, default=0.2)
+    imdb.add_argument("--optimizer", choices=("rmsprop", "adam", "sgd"), default="rmsprop",
+                      help="the optimizer, with Keras' settings for it")
+    imdb.add_argument("--validation-split", type=float, default=0.2,
+                      help="the fraction of the training reviews, from the end, held out for validation")
     imdb.add_argument("--seed", type=int, default=1, help="same seed, same run")
     imdb.add_argument("--data", default=None, help="aclImdb_v1.tar.gz, an aclImdb directory or Keras' imdb.npz "
                                                    "(default: $RNNKIT_DATA, the cache, or a download)")
@@ -64,12 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", help="classify texts with a trained model: the probability that each is positive",
         description="Prints one line per text: the probability that it is positive, and the label. The model "
                     "is one `rnnkit imdb` saved (it carries its vocabulary) or one whose first layer is a "
-                    "TextVectorization.")
+                    "TextVectorization.", formatter_class=DefaultOnceFormatter)
     predict.add_argument("model", help="a model file, e.g. runs/imdb-lstm/model.rnnkit")
     predict.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify; - reads one per line from "
                                                                   "standard input")
     predict.add_argument("--file", default=None, help="a UTF-8 file of texts, one per line (- for standard input)")
-    predict.add_argument("--batch-size", type=int, default=128, help="texts per batch (default: 128)")
+    predict.add_argument("--batch-size", type=int, default=128, help="texts per batch")
     parser.commands = {"imdb": imdb, "predict": predict}  # to report a mistake with the subcommand's usage
     return parser
 
@@ -163,6 +179,9 @@ def check_resume(args, backup_path: Path) -> None:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # `rnnkit` alone: what it can do
+        parser.print_help()
+        return 0
     if args.command == "predict":
         return predict(parser, args)
     from .imdb_run import backup_path, run_imdb

@@ -170,6 +170,7 @@ def write_results(out: Path, args, record: RunRecord, info: dict, **fields) -> d
     result = {
         "model": run_name(args),
         "config": {k: v for k, v in vars(args).items() if k != "command"},
+        "data": data_source(args),  # the dataset actually read (--data, $RNNKIT_DATA, the cache or a download)
         "history": {k: [_json_number(v) for v in values] for k, values in record.history.items()},
         "epoch_seconds": record.seconds,
         "best_val_acc": val[best] if best is not None else None,
@@ -190,7 +191,8 @@ def run_imdb(args, out: Path) -> int:
 
     set_random_seed(args.seed)
     info = build_info()
-    say(f"rnnkit {info['version']} ({info['simd']} kernels, {info['threads']} threads)")
+    threads = f"{info['threads']} thread{'s' if info['threads'] != 1 else ''}"
+    say(f"rnnkit {info['version']} ({info['simd']} kernels, {threads})")
     (x_train, y_train), (x_test, y_test) = load_reviews(args)
 
     model = build_model(args)
@@ -277,6 +279,15 @@ def run_imdb(args, out: Path) -> int:
     say(f'Classify a text: rnnkit predict {model_path} "a review to classify"')
     remove_backup(backup_path(out))  # the run is complete: nothing is left to resume
     return status
+
+
+def data_source(args):
+    from .datasets.imdb import find_source
+
+    try:
+        return str(find_source(args.data).resolve())
+    except (OSError, ValueError):
+        return None
 
 
 def text_encoding(args):
