@@ -4,9 +4,12 @@ evaluate, predict, train_on_batch, summary, saving. Sequential (sequential.py) i
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .. import training
+from ..callbacks import History
 from ..compiled import Compiled
 from ..layers.base import auto_name, shape_str
 from .graph import Graph
@@ -230,21 +233,24 @@ class Model:
         self._step(xs, ys, sws, training_mode)
         return training.results_as_keras_returns(self.compiled.results(), return_dict)
 
-    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict: bool = False) -> float | list | dict:
         """One optimizer step on this batch; returns the loss, or [loss, metric...] when compiled with
         metrics (a dict with return_dict=True), as Keras does."""
         return self._on_batch(x, y, sample_weight, class_weight, return_dict, True)
 
-    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False) -> float | list | dict:
         """The loss (and metrics) on this batch, without training."""
         return self._on_batch(x, y, sample_weight, None, return_dict, False)
 
-    def predict_on_batch(self, x):
+    def predict_on_batch(self, x) -> np.ndarray | list:
         return self(x)
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
-            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+    def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int = 1, verbose="auto", callbacks=None,
+            validation_split: float = 0.0, validation_data=None, shuffle: bool = True, class_weight=None,
+            sample_weight=None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
+            validation_steps: int | None = None, validation_batch_size: int | None = None,
+            validation_freq: int = 1) -> History:
         """Trains for ``epochs`` epochs over arrays, a Python generator or a dataset of batches (an
         object with ``__len__`` and ``__getitem__``, as keras.utils.PyDataset); returns a History whose
         ``.history`` maps 'loss', each metric and their 'val_' forms to one value per epoch.
@@ -255,14 +261,14 @@ class Model:
                             steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
                             validation_batch_size=validation_batch_size, validation_freq=validation_freq)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, sample_weight=None, steps=None,
-                 return_dict=False):
+    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose=0, sample_weight=None,
+                 steps: int | None = None, return_dict: bool = False) -> float | list | dict:
         """The loss (and metrics) over the data: a float, or [loss, metric...] when compiled with
         metrics (a dict with return_dict=True)."""
         return training.evaluate(self, x, y, batch_size=batch_size, sample_weight=sample_weight, steps=steps,
                                  return_dict=return_dict)
 
-    def predict(self, x, batch_size=None, verbose=0, steps=None):
+    def predict(self, x, batch_size: int | None = None, verbose=0, steps: int | None = None) -> np.ndarray | list:
         return training.predict(self, x, batch_size=batch_size, steps=steps)
 
     # --- description -----------------------------------------------------------------------------------
@@ -326,7 +332,7 @@ class Model:
 
     # --- saving ----------------------------------------------------------------------------------------
 
-    def save(self, filepath) -> None:
+    def save(self, filepath: str | os.PathLike) -> None:
         """Architecture, weights and optimizer state in one file, written atomically: Keras 3's format
         for a name ending in .keras (keras.models.load_model opens it), rnnkit's own otherwise."""
         from . import saving as model_saving
@@ -338,7 +344,8 @@ class Model:
         else:
             model_saving.save_model(self, filepath)
 
-    def export(self, filepath, format="onnx", verbose=False, **kwargs) -> None:  # noqa: A002 (Keras' name)
+    def export(self, filepath: str | os.PathLike, format: str = "onnx",  # noqa: A002 (Keras' name)
+               verbose: bool = False, **kwargs) -> None:
         """Keras 3's export, in ONNX's format: a graph onnxruntime runs with the model's predictions."""
         if format != "onnx":
             raise ValueError(f"export: rnnkit exports format='onnx', got format={format!r}")
@@ -346,7 +353,7 @@ class Model:
 
         export_onnx(self, filepath)
 
-    def save_weights(self, filepath) -> None:
+    def save_weights(self, filepath: str | os.PathLike) -> None:
         """The weights alone: Keras 3's HDF5 layout for a name ending in .weights.h5, rnnkit's otherwise."""
         from . import saving as model_saving
 
@@ -357,7 +364,7 @@ class Model:
         else:
             model_saving.save_weights(self, filepath)
 
-    def load_weights(self, filepath) -> None:
+    def load_weights(self, filepath: str | os.PathLike) -> None:
         """Weights from save_weights, from Keras 3's .weights.h5, or from a Keras 2 .h5 file (model.save or
         save_weights there)."""
         from . import saving as model_saving

@@ -5,6 +5,7 @@ file before it allocates what it describes (see load_model)."""
 from __future__ import annotations
 
 import math
+import os
 
 from .. import losses, optimizers, saving
 from ..layers.base import weights_from_file
@@ -78,7 +79,7 @@ def _compile_from(model, spec):
         model.compile(optimizer, spec["loss"], spec["metrics"])
 
 
-def load_model(filepath, compile=True) -> Model:  # noqa: A002 (Keras' argument name)
+def load_model(filepath: str | os.PathLike, compile: bool = True) -> Model:  # noqa: A002 (Keras' argument name)
     """A model saved with ``model.save``: architecture, weights and, when it was compiled, the
     optimizer with its state, so training continues where it stopped; or a Keras 3 .keras file. A file
     that is not such a model raises ValueError naming it, before arrays larger than the file's own are

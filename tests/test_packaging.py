@@ -1,0 +1,30 @@
+"""What a user who installs rnnkit from the package index relies on: the typed marker, type hints on
+the public API, the version, the license."""
+
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+
+import rnnkit
+from rnnkit.models import Model, load_model
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_the_package_is_marked_typed_and_its_main_api_has_type_hints():
+    assert (Path(rnnkit.__file__).parent / "py.typed").exists()
+    for function in (Model.fit, Model.evaluate, Model.predict, Model.train_on_batch, Model.save, Model.export,
+                     Model.load_weights, load_model):
+        assert "return" in typing.get_type_hints(function), function.__qualname__
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib is Python 3.11's")
+def test_the_version_is_the_one_in_pyproject_and_the_license_is_there():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert rnnkit.__version__ == project["version"]
+    assert project["license"] == {"text": "MIT"} and "MIT License" in (ROOT / "LICENSE").read_text()
+    assert f"## {project['version']}" in (ROOT / "CHANGELOG.md").read_text()
