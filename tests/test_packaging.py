@@ -14,9 +14,15 @@ ROOT = Path(__file__).parent.parent
 
 
 def test_the_package_is_marked_typed_and_its_main_api_has_type_hints():
+    from rnnkit import kernels, layers
+    from rnnkit.datasets import imdb
+    from rnnkit.utils import pad_sequences, to_categorical
+
     assert (Path(rnnkit.__file__).parent / "py.typed").exists()
     for function in (Model.fit, Model.evaluate, Model.predict, Model.train_on_batch, Model.save, Model.export,
-                     Model.load_weights, load_model):
+                     Model.load_weights, load_model, kernels.lstm_forward, kernels.lstm_backward, imdb.load_data,
+                     imdb.encode, imdb.decode, pad_sequences, to_categorical, layers.LSTM.__init__,
+                     layers.Embedding.__init__, layers.Dense.__init__):
         assert "return" in typing.get_type_hints(function), function.__qualname__
 
 

@@ -206,7 +206,8 @@ def _splits(source: Path):
     return corpus.train, corpus.test
 
 
-def load_data(path=None, num_words=None, skip_top=0, maxlen=None, seed=113, start_char=1, oov_char=2, index_from=3):
+def load_data(path=None, num_words: int | None = None, skip_top: int = 0, maxlen: int | None = None, seed: int = 113,
+              start_char: int | None = 1, oov_char: int | None = 2, index_from: int = 3) -> tuple:
     """``((x_train, y_train), (x_test, y_test))``, 25,000 reviews each, as Keras returns them.
 
     Each review is a list of word ids: ``start_char``, then each word's rank + ``index_from``. Ids
@@ -383,7 +384,8 @@ class TextEncoding:
         return cls(**config)
 
 
-def encode(texts, num_words=None, maxlen=None, path=None, start_char=1, oov_char=2, index_from=3):
+def encode(texts, num_words: int | None = None, maxlen: int | None = None, path=None, start_char: int | None = 1,
+           oov_char: int | None = 2, index_from: int = 3) -> list | np.ndarray:
     """Texts as ``load_data(path, num_words=num_words)`` encodes its reviews (the same tokenizer, ranks and
     index conventions): a list of id lists, or with ``maxlen`` a (texts, maxlen) array padded and cut in
     front, as the tutorial pads its reviews."""

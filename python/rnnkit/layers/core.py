@@ -66,8 +66,8 @@ class Embedding(Layer):
     With ``mask_zero=True`` id 0 is padding: the mask the next layers see is ``ids != 0``.
     """
 
-    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", mask_zero=False, input_length=None,
-                 **kwargs):
+    def __init__(self, input_dim: int, output_dim: int, embeddings_initializer="uniform", mask_zero: bool = False,
+                 input_length: int | None = None, **kwargs) -> None:
         if input_length is not None and "input_shape" not in kwargs:
             kwargs["input_shape"] = (input_length,)
         super().__init__(**kwargs)
@@ -109,8 +109,8 @@ class Embedding(Layer):
 class Dense(Layer):
     """y = activation(x @ kernel + bias) over the last axis."""
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+    def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs) -> None:
         super().__init__(**kwargs)
         self.units = check_units("Dense", units)
         self.activation = activations.check(activation)

@@ -24,10 +24,12 @@ class RNN(Layer):
     gates = 1
     activations = ("tanh",)  # what the kernels implement for this cell's activation
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 dropout=0.0, recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, zero_output_for_mask=False, time_major=False, **kwargs):
+    def __init__(self, units: int, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                 use_bias: bool = True, kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros",
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0, return_sequences: bool = False,
+                 return_state: bool = False, go_backwards: bool = False, stateful: bool = False, unroll: bool = False,
+                 zero_output_for_mask: bool = False, time_major: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         name = type(self).__name__
         self.units = check_units(name, units)
@@ -236,7 +238,7 @@ class SimpleRNN(RNN):
     gates = 1
     activations = ("tanh", "relu", "linear")
 
-    def __init__(self, units, activation="tanh", **kwargs):
+    def __init__(self, units: int, activation: str = "tanh", **kwargs) -> None:
         super().__init__(units, activation=activation, **kwargs)
 
 
@@ -248,7 +250,7 @@ class LSTM(RNN):
     cell = "lstm"
     gates = 4
 
-    def __init__(self, units, unit_forget_bias=True, **kwargs):
+    def __init__(self, units: int, unit_forget_bias: bool = True, **kwargs) -> None:
         super().__init__(units, **kwargs)
         self.unit_forget_bias = bool(unit_forget_bias)
 
@@ -273,7 +275,7 @@ class GRU(RNN):
     gates = 3
     activations = ("tanh", "relu", "linear")
 
-    def __init__(self, units, reset_after=True, **kwargs):
+    def __init__(self, units: int, reset_after: bool = True, **kwargs) -> None:
         if not reset_after:
             raise ValueError("GRU: rnnkit implements reset_after=True (Keras' default) only")
         super().__init__(units, **kwargs)

@@ -7,7 +7,8 @@ import numpy as np
 __all__ = ["pad_sequences"]
 
 
-def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre", value=0):
+def pad_sequences(sequences, maxlen: int | None = None, dtype="int32", padding: str = "pre", truncating: str = "pre",
+                  value=0) -> np.ndarray:
     """A (samples, maxlen) array from sequences of different lengths.
 
     Sequences longer than ``maxlen`` lose ids at the start (``truncating='pre'``) or the end

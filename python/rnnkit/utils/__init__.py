@@ -10,7 +10,7 @@ from .random import get_rng, set_random_seed
 __all__ = ["set_random_seed", "get_rng", "pad_sequences", "to_categorical"]
 
 
-def to_categorical(x, num_classes=None):
+def to_categorical(x, num_classes: int | None = None) -> np.ndarray:
     """One-hot rows for integer class ids (Keras' to_categorical): shape x.shape + (num_classes,), the
     classes 0 .. num_classes-1 (by default, up to the largest id)."""
     x = np.asarray(x)
