@@ -211,23 +211,32 @@ def _compile_config(model):
             "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
 
 
-def _write_layer_weights(h5, path, layer) -> None:
-    group = h5.create_group(path)
-    group.create_group("vars").attrs["name"] = layer.name
+def _weight_groups(path, layer):
+    """(group path, layer) for every layer inside `layer` (itself included) whose own group in the weights
+    file is at `path`: a wrapper's layers nest under forward_layer/backward_layer or layer. Each yields
+    where its arrays go: cell/vars for a recurrent layer, vars otherwise (empty for weightless ones)."""
     class_name = type(layer).__name__
     if class_name == "Bidirectional":
-        _write_layer_weights(h5, f"{path}/forward_layer", layer.forward_layer)
-        _write_layer_weights(h5, f"{path}/backward_layer", layer.backward_layer)
-        return
-    if class_name == "TimeDistributed":
-        _write_layer_weights(h5, f"{path}/layer", layer.layer)
-        return
-    target = group["vars"]
-    if class_name in RECURRENT:
-        target = group.create_group("cell").create_group("vars")
-        target.attrs["name"] = CELL_NAMES[class_name]
-    for i, array in enumerate(layer.params.values()):
-        target.create_dataset(str(i), data=array)
+        yield from _weight_groups(f"{path}/forward_layer", layer.forward_layer)
+        yield from _weight_groups(f"{path}/backward_layer", layer.backward_layer)
+    elif class_name == "TimeDistributed":
+        yield from _weight_groups(f"{path}/layer", layer.layer)
+    yield path, layer
+
+
+def _write_layer_weights(h5, path, layer) -> None:
+    for group_path, sub in _weight_groups(path, layer):
+        h5.require_group(group_path).create_group("vars").attrs["name"] = sub.name
+        if type(sub).__name__ in RECURRENT:
+            h5[group_path].create_group("cell/vars").attrs["name"] = CELL_NAMES[type(sub).__name__]
+        if type(sub).__name__ not in WRAPPERS:
+            target = h5[_arrays_path(group_path, sub)]
+            for i, array in enumerate(sub.params.values()):
+                target.create_dataset(str(i), data=array)
+
+
+def _arrays_path(group_path, layer) -> str:
+    return f"{group_path}/cell/vars" if type(layer).__name__ in RECURRENT else f"{group_path}/vars"
 
 
 def _weights_h5(model) -> bytes:
@@ -236,8 +245,7 @@ def _weights_h5(model) -> bytes:
     with h5py.File(buffer, "w") as h5:
         h5.create_group("vars").attrs["name"] = model.name
         h5.create_group("layers")
-        weighted = [layer for layer in model.layers]
-        for layer, path in zip(weighted, _paths(weighted)):
+        for layer, path in zip(model.layers, _paths(model.layers)):
             _write_layer_weights(h5, f"layers/{path}", layer)
         order = _optimizer_slot_order(model.optimizer) if model.compiled is not None else None
         if order is not None and model.optimizer.state is not None:
@@ -342,30 +350,32 @@ def _read_json(archive, member, limit):
 
 
 def _set_layer_weights(h5, path, layer, where) -> None:
-    class_name = type(layer).__name__
-    if class_name == "Bidirectional":
-        _set_layer_weights(h5, f"{path}/forward_layer", layer.forward_layer, where)
-        _set_layer_weights(h5, f"{path}/backward_layer", layer.backward_layer, where)
-        return
-    if class_name == "TimeDistributed":
-        _set_layer_weights(h5, f"{path}/layer", layer.layer, where)
-        return
-    if not layer.params:
-        return
-    group_path = f"{path}/cell/vars" if class_name in RECURRENT else f"{path}/vars"
+    for group_path, sub in _weight_groups(path, layer):
+        if type(sub).__name__ in WRAPPERS or not sub.params:
+            continue
+        _set_arrays(h5, _arrays_path(group_path, sub), sub, where)
+
+
+def _set_arrays(h5, group_path, layer, where) -> None:
     group = h5.get(group_path)
     if group is None:
         raise KerasFileError(f"{where}: model.weights.h5 has no {group_path} for layer '{layer.name}'")
     arrays = []
-    for i, (name, current) in enumerate(layer.params.items()):
+    for i, name in enumerate(layer.params):
         data = group.get(str(i))
         if data is None or not hasattr(data, "shape"):
             raise KerasFileError(f"{where}: {group_path}/{i} (weight '{name}' of layer '{layer.name}') is missing")
-        if tuple(data.shape) != current.shape or data.dtype.kind != "f":
-            raise KerasFileError(f"{where}: {group_path}/{i} is a {data.dtype} array of shape {tuple(data.shape)}; "
-                                 f"weight '{name}' of layer '{layer.name}' is {current.dtype} {current.shape}")
-        arrays.append(np.asarray(data, dtype=current.dtype))
+        arrays.append(_checked_array(data, f"{where}: {group_path}/{i}", layer, name))
     layer.set_weights(arrays)
+
+
+def _checked_array(data, label: str, layer, weight: str) -> np.ndarray:
+    """An HDF5 dataset read as the layer's weight, once its shape and kind are the weight's."""
+    current = layer.params[weight]
+    if tuple(data.shape) != current.shape or data.dtype.kind != "f":
+        raise KerasFileError(f"{label} is a {data.dtype} array of shape {tuple(data.shape)}; weight '{weight}' of "
+                             f"layer '{layer.name}' is {current.dtype} {current.shape}")
+    return np.asarray(data, dtype=current.dtype)
 
 
 def _model_from_config(config: dict, where: str):
@@ -601,14 +611,9 @@ def _load_keras2_weights(model, group, where) -> None:
                              f"({', '.join(n for n, _ in saved)}), the model '{model.name}' has {len(layers)} with "
                              f"weights ({', '.join(layer.name for layer in layers)})")
     for layer, (name, datasets) in zip(layers, saved):
-        expected = list(layer.params.items())
+        expected = list(layer.params)
         if len(datasets) != len(expected):
             raise KerasFileError(f"layer '{name}' in the file has {len(datasets)} weights, layer '{layer.name}' "
                                  f"has {len(expected)}")
-        arrays = []
-        for data, (weight, current) in zip(datasets, expected):
-            if tuple(data.shape) != current.shape or data.dtype.kind != "f":
-                raise KerasFileError(f"{data.name} is a {data.dtype} array of shape {tuple(data.shape)}; weight "
-                                     f"'{weight}' of layer '{layer.name}' is {current.dtype} {current.shape}")
-            arrays.append(np.asarray(data, dtype=current.dtype))
-        layer.set_weights(arrays)
+        layer.set_weights([_checked_array(data, data.name, layer, weight)
+                           for data, weight in zip(datasets, expected)])
