@@ -188,17 +188,24 @@ def fit(model, x, y, *, batch_size, epochs, verbose, callbacks, validation_split
     return history
 
 
-def _evaluate_logs(model, data, prefix=""):
-    model.compiled.reset()
+def _inference_batches(model, data):
+    """(xs, ys, sample weights) of each batch in order, until data.steps or the data runs out, with the
+    model built for them: the loop evaluate and predict share."""
     step = 0
     while data.steps is None or step < data.steps:
         try:
             xs, ys, sws, _ = data.batch(step, None)
         except _Exhausted:
-            break
+            return
         model._build_for(xs)
-        model._step(xs, ys, sws, False)
+        yield xs, ys, sws
         step += 1
+
+
+def _evaluate_logs(model, data, prefix=""):
+    model.compiled.reset()
+    for xs, ys, sws in _inference_batches(model, data):
+        model._step(xs, ys, sws, False)
     return {prefix + name: value for name, value in model.compiled.results().items()}
 
 
@@ -211,18 +218,11 @@ def evaluate(model, x, y, *, batch_size, sample_weight, steps, return_dict):
 def predict(model, x, *, batch_size, steps):
     data = adapter(model, x, None, None, batch_size, False, None, steps)
     parts = None
-    step = 0
-    while data.steps is None or step < data.steps:
-        try:
-            xs, _, _, _ = data.batch(step, None)
-        except _Exhausted:
-            break
-        model._build_for(xs)
+    for xs, _, _ in _inference_batches(model, data):
         outputs, _ = model._run_forward(xs, False)
         parts = [[] for _ in outputs] if parts is None else parts
         for i, out in enumerate(outputs):
             parts[i].append(out)
-        step += 1
     if parts is None:
         raise ValueError("predict: the data gave no batches")
     return model._results([np.concatenate(p, axis=0) for p in parts])
