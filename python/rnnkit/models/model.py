@@ -285,11 +285,14 @@ class Model:
             inbound = ", ".join(t.name for t in node.inbound) or "-"
             lines.append(f" {layer.name + ' (' + type(layer).__name__ + ')':<32}{shape:<22}"
                          f"{layer.count_params():<10}{inbound}")
-        trainable = sum(layer.count_params() for layer in self._weighted_layers() if layer.trainable)
+        self._print_summary(lines, self._weighted_layers(), rule, thick, print_fn)
+
+    def _print_summary(self, lines, layers, rule, thick, print_fn) -> None:
+        """The summary's table lines, then Keras' totals over `layers` between its rules."""
+        trainable = sum(layer.count_params() for layer in layers if layer.trainable)
         total = self.count_params()
-        lines += [thick, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-                  f"Non-trainable params: {total - trainable:,}", rule]
-        for line in lines:
+        for line in lines + [thick, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                             f"Non-trainable params: {total - trainable:,}", rule]:
             print_fn(line)
 
     def get_config(self) -> dict:

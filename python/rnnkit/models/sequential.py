@@ -136,12 +136,7 @@ class Sequential(Model):
             lines.append(f" {layer.name + ' (' + type(layer).__name__ + ')':<34}{shape_str(shape):<22}{params:<10}")
             if i < len(self._layers) - 1:
                 lines.append("")
-        trainable = sum(layer.count_params() for layer in self._layers if layer.trainable)
-        total = self.count_params()
-        lines += [thick, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-                  f"Non-trainable params: {total - trainable:,}", rule]
-        for line in lines:
-            print_fn(line)
+        self._print_summary(lines, self._layers, rule, thick, print_fn)
 
     def get_config(self) -> dict:
         layers = [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self._layers]
