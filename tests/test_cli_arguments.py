@@ -143,3 +143,28 @@ def test_one_thread_is_one_thread_and_history_records_the_data_read(archive, tmp
         rnnkit.set_num_threads(threads)
     assert " kernels, 1 thread)" in capsys.readouterr().out
     assert json.loads((out / "history.json").read_text())["data"] == str(archive.resolve())
+
+
+@pytest.mark.parametrize("with_word_index", [True, False])
+def test_keras_imdb_npz_trains_with_or_without_its_word_index(tmp_path, monkeypatch, capsys, with_word_index):
+    import numpy as np
+
+    from rnnkit.models import load_model
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    reviews = {}
+    for split, n in (("train", 40), ("test", 10)):
+        x = np.empty(n, dtype=object)
+        x[:] = [rng.integers(1, 45, rng.integers(2, 9)).tolist() for _ in range(n)]
+        reviews[f"x_{split}"], reviews[f"y_{split}"] = x, np.arange(n) % 2
+    np.savez(tmp_path / "imdb.npz", **reviews)
+    if with_word_index:
+        (tmp_path / "imdb_word_index.json").write_text(json.dumps({f"w{i}": i for i in range(1, 45)}))
+    out = tmp_path / "run"
+    assert main(["imdb", *SMALL, "--epochs", "1", "--data", str(tmp_path / "imdb.npz"), "--out", str(out)]) == 0
+    encoding = load_model(out / "model.rnnkit").text_encoding
+    if with_word_index:
+        assert encoding.words[:3] == ["w1", "w2", "w3"]
+    else:
+        assert encoding is None and "saved without its vocabulary" in capsys.readouterr().out

@@ -6,6 +6,7 @@ saved model; a kill leaves the backup that ``--resume`` continues from.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -145,7 +146,8 @@ def load_reviews(args):
     say("Loading IMDB reviews...")
     start = time.perf_counter()
     try:
-        (x_train, y_train), (x_test, y_test) = imdb.load_data(path=args.data, num_words=args.num_words)
+        source = imdb.find_source(args.data)  # resolved once: the run reads it and records which it was
+        (x_train, y_train), (x_test, y_test) = imdb.load_data(path=source, num_words=args.num_words)
     except (ValueError, FileNotFoundError) as e:
         raise UsageError("; ".join(line.strip() for line in str(e).splitlines())) from None
     x_train = pad_sequences(x_train, maxlen=args.maxlen)
@@ -156,7 +158,7 @@ def load_reviews(args):
                          f"the {len(x_train)} training reviews")
     say(f"{len(x_train)} train and {len(x_test)} test reviews, padded to {args.maxlen} tokens "
         f"({time.perf_counter() - start:.1f}s)")
-    return (x_train, y_train), (x_test, y_test)
+    return (x_train, y_train), (x_test, y_test), source
 
 
 def _json_number(value):
@@ -164,13 +166,13 @@ def _json_number(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def write_results(out: Path, args, record: RunRecord, info: dict, **fields) -> dict:
+def write_results(out: Path, args, record: RunRecord, info: dict, data: str, **fields) -> dict:
     val = record.history.get("val_acc", [])
     best = best_epoch_index(val)
     result = {
         "model": run_name(args),
         "config": {k: v for k, v in vars(args).items() if k != "command"},
-        "data": data_source(args),  # the dataset actually read (--data, $RNNKIT_DATA, the cache or a download)
+        "data": data,  # the dataset actually read (--data, $RNNKIT_DATA, the cache or a download)
         "history": {k: [_json_number(v) for v in values] for k, values in record.history.items()},
         "epoch_seconds": record.seconds,
         "best_val_acc": val[best] if best is not None else None,
@@ -193,12 +195,13 @@ def run_imdb(args, out: Path) -> int:
     info = build_info()
     threads = f"{info['threads']} thread{'s' if info['threads'] != 1 else ''}"
     say(f"rnnkit {info['version']} ({info['simd']} kernels, {threads})")
-    (x_train, y_train), (x_test, y_test) = load_reviews(args)
+    (x_train, y_train), (x_test, y_test), source = load_reviews(args)
 
     model = build_model(args)
-    model.text_encoding = text_encoding(args)
+    model.text_encoding = text_encoding(args, source)
     model.summary(print_fn=say)
     record, nan_guard = RunRecord(), TerminateOnNaN()
+    results = functools.partial(write_results, out, args, record, info, str(source.resolve()))
     backup = RunBackup(out, {name: getattr(args, name) for name in RUN_DEFINING}, record, nan_guard)
     best_path = out / BACKUP_DIR / BEST_WEIGHTS
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
@@ -211,7 +214,7 @@ def run_imdb(args, out: Path) -> int:
         signal_name = e.args[0] if e.args else "SIGINT"
         if model.optimizer.iterations > 0:  # something was trained: keep it
             model.save(model_path)
-            write_results(out, args, record, info, completed=False, interrupted=signal_name)
+            results(completed=False, interrupted=signal_name)
             say(f"Interrupted by {signal_name}: saved the model as trained so far to {model_path}; "
                 f"`--resume` continues the run from {backup.path}")
         raise
@@ -222,7 +225,7 @@ def run_imdb(args, out: Path) -> int:
         stopped = {"terminated_on_nan": {"epoch": epoch + 1, "batch": batch + 1}}
         status = 1
         if not backup_path(out).exists():
-            write_results(out, args, record, info, completed=False, **stopped)
+            results(completed=False, **stopped)
             say(f"The loss became NaN in epoch {epoch + 1}, batch {batch + 1}, before any epoch ended with a finite "
                 f"loss: no model saved (a lower learning rate may help)")
             return status
@@ -250,16 +253,14 @@ def run_imdb(args, out: Path) -> int:
             model.set_weights(best_weights)
             best_loss, best_acc = model.evaluate(x_test, y_test, batch_size=args.batch_size)
     except KeyboardInterrupt as e:
-        write_results(out, args, record, info, completed=False,
-                      interrupted=e.args[0] if e.args else "SIGINT", **stopped)
+        results(completed=False, interrupted=e.args[0] if e.args else "SIGINT", **stopped)
         say(f"Interrupted during the evaluation: the trained model is saved at {model_path}")
         raise
     if best is None or (best + 1 != trained_epochs and best_weights is None):  # no best epoch, or its weights
         best_loss = best_acc = None
     test_loss, test_acc = (best_loss, best_acc) if kept == "best" else (last_loss, last_acc)
-    result = write_results(out, args, record, info, completed=status == 0, test_loss=test_loss,
-                           test_acc=test_acc, test_loss_best=best_loss, test_acc_best=best_acc,
-                           test_loss_last=last_loss, test_acc_last=last_acc, kept=kept, **stopped)
+    result = results(completed=status == 0, test_loss=test_loss, test_acc=test_acc, test_loss_best=best_loss,
+                     test_acc_best=best_acc, test_loss_last=last_loss, test_acc_last=last_acc, kept=kept, **stopped)
     title = f"IMDB {run_name(args)}: test acc {test_acc:.4f}"
     if result["best_val_acc"] is not None:
         title = f"IMDB {run_name(args)}: best val_acc {result['best_val_acc']:.4f}, test acc {test_acc:.4f}"
@@ -281,20 +282,16 @@ def run_imdb(args, out: Path) -> int:
     return status
 
 
-def data_source(args):
-    from .datasets.imdb import find_source
-
-    try:
-        return str(find_source(args.data).resolve())
-    except (OSError, ValueError):
-        return None
-
-
-def text_encoding(args):
-    """How the run's reviews were turned into ids, saved with the model for `rnnkit predict`."""
+def text_encoding(args, source: Path):
+    """How the run's reviews were turned into ids, saved with the model for `rnnkit predict`; None for
+    Keras' imdb.npz without its word index beside it (the reviews are ids already)."""
     from .datasets.imdb import TextEncoding
 
-    return TextEncoding.from_dataset(args.data, num_words=args.num_words, maxlen=args.maxlen)
+    try:
+        return TextEncoding.from_dataset(source, num_words=args.num_words, maxlen=args.maxlen)
+    except FileNotFoundError as e:
+        say(f"{e}: the model is saved without its vocabulary, so `rnnkit predict` cannot read text with it")
+        return None
 
 
 def remove_backup(path: Path) -> None:
