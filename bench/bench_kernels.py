@@ -281,25 +281,19 @@ def machine():
 
 
 def markdown(result):
-    m = result["machine"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores; rnnkit {result['build']['version']} "
-             f"({result['build']['simd']} kernels, {result['build']['threads']} threads); PyTorch "
-             f"{result['torch'] or 'not installed'}; NumPy matmul peak "
-             f"{result['numpy_matmul_peak_gflops']:.0f} GFLOP/s. Median ms per call.", "",
-             "| cell | batch | units | step | rnnkit ms | PyTorch ms | NumPy ms | rnnkit vs PyTorch | GFLOP/s "
-             "| of peak |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in result["rows"]:
-        ms = r["ms"]
-        lines.append(
-            f"| {r['cell']} | {r['batch']} | {r['units']} | {r['mode']} | {ms['rnnkit']:.2f} | "
-            + (f"{ms['torch']:.2f}" if "torch" in ms else "-") + " | "
-            + (f"{ms['numpy']:.0f}" if "numpy" in ms else "-") + " | "
-            + (f"{r['speedup_vs_torch']:.2f}x" if "speedup_vs_torch" in r else "-") + " | "
-            + (f"{r['gflops']:.0f}" if "gflops" in r else "-") + " | "
-            + (f"{100 * r['peak_fraction']:.0f}%" if "peak_fraction" in r else "-") + " |"
-        )
-    return "\n".join(lines) + "\n"
+    def cell(row, key, text):
+        return text(row) if key in row else "-"
+
+    first = machine_line(result, f"PyTorch {result['torch'] or 'not installed'}; NumPy matmul peak "
+                                 f"{result['numpy_matmul_peak_gflops']:.0f} GFLOP/s. Median ms per call.")
+    return table(first, ["cell", "batch", "units", "step", "rnnkit ms", "PyTorch ms", "NumPy ms", "rnnkit vs PyTorch",
+                         "GFLOP/s", "of peak"],
+                 [[r["cell"], str(r["batch"]), str(r["units"]), r["mode"], f"{r['ms']['rnnkit']:.2f}",
+                   cell(r["ms"], "torch", lambda ms: f"{ms['torch']:.2f}"),
+                   cell(r["ms"], "numpy", lambda ms: f"{ms['numpy']:.0f}"),
+                   cell(r, "speedup_vs_torch", lambda r: f"{r['speedup_vs_torch']:.2f}x"),
+                   cell(r, "gflops", lambda r: f"{r['gflops']:.0f}"),
+                   cell(r, "peak_fraction", lambda r: f"{100 * r['peak_fraction']:.0f}%")] for r in result["rows"]])
 
 
 def write_results(directory, stem, result, table) -> None:
