@@ -26,9 +26,8 @@ class RecurrentForward:
         packed = isinstance(input, PackedSequence)
         if packed:
             # The layers pass packed rows (rows, features) on; each call pads them for the kernels.
-            x, layout, batched, batch_first = input.data, PackedLayout.of(input.batch_sizes, input.sorted_indices), \
-                True, True
-            batch = layout.batch
+            layout = PackedLayout.of(input.batch_sizes, input.sorted_indices)
+            x, batch, batched, batch_first = input.data, layout.batch, True, True
         else:
             if input.dim() not in (2, 3):
                 raise ValueError(f"{self._name}: Expected input to be 2D or 3D, got {input.dim()}D instead")
