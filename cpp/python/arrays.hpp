@@ -155,8 +155,9 @@ const T* data_or_null(const py::object& a) {
   return a.is_none() ? nullptr : py::cast<py::array_t<T>>(a).data();
 }
 
-// Sequence lengths: None, or an int64 copy after checking 0 <= length <= timesteps.
-inline py::object checked_lengths(const py::handle& obj, index_t batch, index_t timesteps) {
+// Sequence lengths: None, or an int64 copy after checking 0 <= length <= bound (timesteps).
+inline py::object checked_lengths(const py::handle& obj, index_t batch, index_t bound,
+                                  const char* bound_name = "timesteps") {
   if (obj.is_none()) return py::none();
   py::array arr = to_array(obj, "lengths");
   const char kind = arr.dtype().kind();
@@ -168,13 +169,40 @@ inline py::object checked_lengths(const py::handle& obj, index_t batch, index_t 
   auto as_double = py::array_t<double>::ensure(arr);  // exact for every length that can pass the check below
   const double* in = as_double.data();
   for (index_t i = 0; i < batch; ++i) {
-    if (!(in[i] >= 0 && in[i] <= static_cast<double>(timesteps))) {
+    if (!(in[i] >= 0 && in[i] <= static_cast<double>(bound))) {
       throw py::value_error("lengths[" + std::to_string(i) + "] = " + std::string(py::str(arr[py::int_(i)])) +
-                            " is outside [0, timesteps=" + std::to_string(timesteps) + "]");
+                            " is outside [0, " + bound_name + "=" + std::to_string(bound) + "]");
     }
     out.mutable_data()[i] = static_cast<std::int64_t>(in[i]);
   }
   return std::move(out);
+}
+
+// A packed x's lengths: a 1-D integer array of lengths >= 0 adding up to x's rows (the real steps of
+// every sequence), as an int64 copy; sets batch and timesteps (the longest length).
+inline py::array_t<std::int64_t> checked_packed_lengths(const py::handle& obj, index_t rows, index_t& batch,
+                                                        index_t& timesteps) {
+  if (obj.is_none()) {
+    throw py::value_error("lengths: packed=True needs each sequence's length (batch,), got None");
+  }
+  const py::array arr = to_array(obj, "lengths");
+  if (arr.ndim() != 1) {
+    throw py::value_error("lengths: expected a 1-D array (batch,), got shape " + shape_string(shape_of(arr)));
+  }
+  batch = arr.shape(0);
+  auto lengths = py::cast<py::array_t<std::int64_t>>(checked_lengths(arr, batch, rows, "the rows of x"));
+  const std::int64_t* data = lengths.data();
+  index_t total = 0;
+  timesteps = 0;
+  for (index_t i = 0; i < batch; ++i) {
+    total += data[i];
+    timesteps = std::max<index_t>(timesteps, data[i]);
+  }
+  if (total != rows) {
+    throw py::value_error("lengths: a packed x (rows, features) holds sum(lengths) rows; the lengths add up to " +
+                          std::to_string(total) + ", x has " + std::to_string(rows));
+  }
+  return lengths;
 }
 
 inline bool checked_padding(const std::string& padding) {

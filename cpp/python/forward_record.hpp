@@ -56,6 +56,7 @@ class ForwardRecord {
   std::size_t float_size() const { return float_size_; }
   const Problem& problem() const { return problem_; }
   bool tokens() const { return embeddings_.has_value(); }
+  index_t rows() const { return packed_rows(problem_); }  // the real steps of all sequences
   index_t vocabulary() const { return tokens() ? embeddings_->shape(0) : 0; }
 
   // Where the forward writes its records.

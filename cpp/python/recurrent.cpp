@@ -31,7 +31,8 @@ py::tuple forward_impl(const CellSpec& cell, const ForwardInputs<T>& in, Activat
   const index_t output_rows = save_for_backward || return_sequences ? B + B * problem.timesteps : B;
   checked_size({output_rows, save_for_backward ? problem.features + 9 * H : H}, sizeof(T),
                "the outputs" + std::string(save_for_backward ? " and the records for the backward" : ""));
-  auto outputs = new_array<T>({return_sequences ? B : 0, problem.timesteps, H}, "outputs");
+  auto outputs = problem.packed ? new_array<T>({return_sequences ? in.x.shape(0) : 0, H}, "outputs")
+                                : new_array<T>({return_sequences ? B : 0, problem.timesteps, H}, "outputs");
   auto h = new_array<T>({B, H}, "h");
   auto c = new_array<T>({cell.cell == Cell::lstm ? B : 0, H}, "c");
 
@@ -85,13 +86,15 @@ py::tuple backward_impl(const CellSpec& cell, ForwardRecord& record, const py::h
   const Problem& problem = record.problem();
   const index_t B = problem.batch, F = problem.features, H = problem.units, G = gate_blocks(cell.cell) * H;
   const char* ref = "the forward call";
-  const auto d_out =
-      checked_optional<T>(d_outputs, "d_outputs", {B, problem.timesteps, H}, "(batch, timesteps, units)", ref);
+  const auto d_out = problem.packed ? checked_optional<T>(d_outputs, "d_outputs", {record.rows(), H}, "(rows, units)", ref)
+                                    : checked_optional<T>(d_outputs, "d_outputs", {B, problem.timesteps, H},
+                                                          "(batch, timesteps, units)", ref);
   const auto dh = checked_optional<T>(d_h, "d_h", {B, H}, "(batch, units)", ref);
   const auto dc = checked_optional<T>(d_c, "d_c", {B, H}, "(batch, units)", ref);
   const bool tokens = record.tokens();
-  auto d_input = tokens ? new_array<T>({record.vocabulary(), F}, "dembeddings")
-                        : new_array<T>({B, problem.timesteps, F}, "dx");
+  auto d_input = tokens           ? new_array<T>({record.vocabulary(), F}, "dembeddings")
+                 : problem.packed ? new_array<T>({record.rows(), F}, "dx")
+                                  : new_array<T>({B, problem.timesteps, F}, "dx");
   auto dkernel = new_array<T>({F, G}, "dkernel");
   auto drecurrent_kernel = new_array<T>({H, G}, "drecurrent_kernel");
   auto dbias = cell.split_bias ? new_array<T>({2, G}, "dbias") : new_array<T>({G}, "dbias");
@@ -122,11 +125,11 @@ template <class T>
 py::tuple forward_typed(const CellSpec& cell, const py::handle& x, const py::handle& embeddings,
                         const py::handle& kernel, const py::handle& recurrent_kernel, const py::handle& bias,
                         const py::handle& h0, const py::handle& c0, const py::handle& recurrent_mask,
-                        const py::handle& lengths, const std::string& padding, Activation activation,
-                        bool save_for_backward, bool return_sequences) {
+                        const py::handle& lengths, const std::string& padding, bool packed, bool reverse,
+                        Activation activation, bool save_for_backward, bool return_sequences) {
   const auto in = embeddings.is_none()
                       ? check_dense<T>(cell, to_array(x, "x"), kernel, recurrent_kernel, bias, h0, c0, recurrent_mask,
-                                       lengths, padding)
+                                       lengths, padding, packed, reverse)
                       : check_tokens<T>(cell, x, to_array(embeddings, "embeddings"), kernel, recurrent_kernel, bias,
                                         h0, c0, recurrent_mask, lengths, padding);
   return forward_impl<T>(cell, in, activation, save_for_backward, return_sequences);
@@ -136,8 +139,16 @@ py::tuple forward(const CellSpec& cell, const py::handle& x, const py::handle& k
                   const py::handle& recurrent_kernel, const py::handle& bias, const py::handle& h0,
                   const py::handle& c0, const py::handle& lengths, const std::string& padding, bool save_for_backward,
                   const py::handle& embeddings, const py::handle& recurrent_mask, bool return_sequences,
-                  const std::string& activation_name) {
+                  const std::string& activation_name, bool packed, bool reverse) {
   const Activation activation = checked_activation(cell, activation_name);
+  if (reverse && !packed) {
+    throw py::value_error("reverse: runs packed sequences from their last step (packed=True); padded ones "
+                          "run forward, got reverse=True with packed=False");
+  }
+  if (packed && !embeddings.is_none()) {
+    throw py::value_error("packed: takes a dense x (rows, features); token ids with embeddings come padded "
+                          "(batch, timesteps), got packed=True with embeddings");
+  }
   if (cell.cell != Cell::lstm && !c0.is_none()) {
     throw py::value_error(std::string("c0: only an LSTM has a cell state, ") + cell.name + " takes h0 alone");
   }
@@ -145,7 +156,8 @@ py::tuple forward(const CellSpec& cell, const py::handle& x, const py::handle& k
   const std::size_t size = embeddings.is_none() ? float_size_of(to_array(x, "x"), "x")
                                                 : float_size_of(to_array(embeddings, "embeddings"), "embeddings");
   return RNNKIT_BY_FLOAT_TYPE(forward_typed, size, cell, x, embeddings, kernel, recurrent_kernel, bias, h0, c0,
-                              recurrent_mask, lengths, padding, activation, save_for_backward, return_sequences);
+                              recurrent_mask, lengths, padding, packed, reverse, activation, save_for_backward,
+                              return_sequences);
 }
 
 py::tuple backward(const CellSpec& cell, const py::handle& saved, const py::handle& d_outputs, const py::handle& d_h,
@@ -171,14 +183,16 @@ void bind_recurrent(py::module_& m) {
         [cell](const py::handle& x, const py::handle& kernel, const py::handle& recurrent_kernel,
                const py::handle& bias, const py::handle& h0, const py::handle& c0, const py::handle& lengths,
                const std::string& padding, bool save_for_backward, const py::handle& embeddings,
-               const py::handle& recurrent_mask, bool return_sequences, const std::string& activation) {
+               const py::handle& recurrent_mask, bool return_sequences, const std::string& activation, bool packed,
+               bool reverse) {
           return forward(*cell, x, kernel, recurrent_kernel, bias, h0, c0, lengths, padding, save_for_backward,
-                         embeddings, recurrent_mask, return_sequences, activation);
+                         embeddings, recurrent_mask, return_sequences, activation, packed, reverse);
         },
         py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0") = py::none(),
         py::arg("c0") = py::none(), py::arg("lengths") = py::none(), py::arg("padding") = "pre",
         py::arg("save_for_backward") = true, py::arg("embeddings") = py::none(),
-        py::arg("recurrent_mask") = py::none(), py::arg("return_sequences") = true, py::arg("activation") = "tanh");
+        py::arg("recurrent_mask") = py::none(), py::arg("return_sequences") = true, py::arg("activation") = "tanh",
+        py::arg("packed") = false, py::arg("reverse") = false);
     m.def(
         (name + "_backward").c_str(),
         [cell](const py::handle& saved, const py::handle& d_outputs, const py::handle& d_h, const py::handle& d_c) {

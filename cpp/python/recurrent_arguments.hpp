@@ -90,21 +90,34 @@ void check_weights_and_states(const CellSpec& cell, ForwardInputs<T>& in, const 
   problem.threads = current_threads();
 }
 
+// x (B,T,F), or with packed x (N,F) holding the real steps of sequences of the given lengths in the
+// kernels' packed order; reverse (packed only, checked by the caller) runs each sequence backwards.
 template <class T>
 ForwardInputs<T> check_dense(const CellSpec& cell, const py::array& x, const py::handle& kernel,
                              const py::handle& recurrent_kernel, const py::handle& bias, const py::handle& h0,
                              const py::handle& c0, const py::handle& recurrent_mask, const py::handle& lengths,
-                             const std::string& padding) {
+                             const std::string& padding, bool packed, bool reverse) {
   ForwardInputs<T> in;
   in.x = as_float_array<T>(x, "x");
-  if (in.x.ndim() != 3) {
-    throw py::value_error("x: expected a 3-D array (batch, timesteps, features), got shape " +
-                          shape_string(shape_of(in.x)));
-  }
   Problem& problem = in.problem;
-  problem.batch = in.x.shape(0);
-  problem.timesteps = in.x.shape(1);
-  problem.features = in.x.shape(2);
+  if (packed) {
+    if (in.x.ndim() != 2) {
+      throw py::value_error("x: packed, expected a 2-D array (rows, features) of the sequences' real steps, got "
+                            "shape " + shape_string(shape_of(in.x)));
+    }
+    problem.features = in.x.shape(1);
+    checked_packed_lengths(lengths, in.x.shape(0), problem.batch, problem.timesteps);
+  } else {
+    if (in.x.ndim() != 3) {
+      throw py::value_error("x: expected a 3-D array (batch, timesteps, features), got shape " +
+                            shape_string(shape_of(in.x)));
+    }
+    problem.batch = in.x.shape(0);
+    problem.timesteps = in.x.shape(1);
+    problem.features = in.x.shape(2);
+  }
+  problem.packed = packed;
+  problem.reverse = reverse;
   check_not_empty(problem, shape_of(in.x), "x");
   check_weights_and_states(cell, in, kernel, recurrent_kernel, bias, h0, c0, recurrent_mask, lengths, padding);
   return in;

@@ -29,17 +29,18 @@ class DenseInput {
   explicit DenseInput(const ForwardCall<T>& call)
       : x_(call.input.x),
         features_(call.problem.features),
-        timesteps_(call.problem.timesteps),
+        row_stride_(call.problem.packed ? call.problem.features : call.problem.timesteps * call.problem.features),
         kernel_(call.weights.kernel),
         packed_(call.records.x_packed),
-        direct_(call.problem.lengths == nullptr),
+        direct_(call.problem.lengths == nullptr || (call.problem.packed && !call.problem.reverse)),
         gathered_(scratch<T>(packed_ || direct_ ? 0 : call.problem.batch * call.problem.features)) {}
 
   // z (count, cols) = x_t · kernel[:, :cols] + bias [+ h_{t-1} · U], for rows first .. first+count-1
-  // at step k. x_t of a step is one short row of each sequence, timesteps·features apart in x. Without
-  // lengths the product reads them there (and training streams them into packed for the backward);
-  // with lengths, which reorder the rows, it reads a copy where they follow one another, in packed
-  // (training) or a buffer of a row per sequence. The rows kStepsAhead steps later are asked for now.
+  // at step k. x_t of a step is one short row of each sequence, timesteps·features apart in x, or
+  // consecutive rows of a packed x. Without lengths or packed, the product reads them there (and
+  // training streams them into packed for the backward); with lengths, which reorder the rows, it
+  // reads a copy where they follow one another, in packed (training) or a buffer of a row per sequence.
+  // The rows kStepsAhead steps later are asked for now.
   void project(const PackedLayout& layout, index_t k, index_t first, index_t count, const Factor<T>& recurrent, T* z,
                index_t ldz, index_t cols, index_t ld_kernel, const T* bias) const {
     const index_t F = features_;
@@ -47,7 +48,7 @@ class DenseInput {
       prefetch_to_l2(at_step(layout, x_, F, k + kStepsAhead, r), F);
     }
     const T* a = at_step(layout, x_, F, k, first);
-    index_t a_rs = timesteps_ * F;
+    index_t a_rs = row_stride_;
     if (direct_ && packed_) {
       T* rows = packed_ + (layout.offset[k] + first) * F;
       for (index_t i = 0; i < count; ++i) stream_row(a + i * a_rs, F, rows + i * F);
@@ -62,10 +63,11 @@ class DenseInput {
 
  private:
   const T* x_;  // (B,T,F)
-  index_t features_, timesteps_;
-  const T* kernel_;  // (F, cols)
+  index_t features_;
+  index_t row_stride_;  // between the rows of a step in x: timesteps·features, or features when packed
+  const T* kernel_;     // (F, cols)
   T* packed_;
-  bool direct_;          // no lengths: the rows of a step are timesteps·features apart in x
+  bool direct_;          // the rows of a step are row_stride_ apart in x, in row order
   Scratch<T> gathered_;  // (B,F): inference with lengths
 };
 

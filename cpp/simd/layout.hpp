@@ -5,8 +5,11 @@
 // packed rows offset[k] .. offset[k] + active[k] - 1. Padded steps take neither memory nor work.
 // Without lengths this is plain time-major order and every step covers the whole batch.
 //
-// Step k of row r is timestep time(k, r) of the caller's (batch, timesteps, ...) arrays: k when the
-// padding follows the tokens, k + timesteps - length[r] when it precedes them.
+// Step k of row r is timestep time(k, r) of its sequence: k when the padding follows the tokens,
+// k + timesteps - length[r] when it precedes them, length[r] - 1 - k when a packed sequence runs in
+// reverse. The caller's arrays hold it at sequence_row(k, r): (batch, timesteps, ...) arrays at
+// order[r]·timesteps + time, packed ones (N, ...) at packed row offset[time] + r, so that a packed
+// caller's rows are this order itself: PyTorch's PackedSequence.data when the batch is sorted by length.
 //
 // States live in a (batch + packed rows, units) array: the initial states first (row r), then the
 // state after step k of row r at batch + offset[k] + r.
@@ -26,7 +29,9 @@ class PackedLayout {
   explicit PackedLayout(const Problem& problem)
       : batch(problem.batch),
         timesteps(problem.timesteps),
-        pre_padding(problem.pre_padding),
+        pre_padding(problem.pre_padding && !problem.packed),
+        packed(problem.packed),
+        reverse(problem.reverse),
         uniform(problem.lengths == nullptr),
         order(problem.batch),
         length(problem.batch) {
@@ -50,7 +55,14 @@ class PackedLayout {
 
   index_t steps() const { return static_cast<index_t>(active.size()); }
   index_t rows() const { return offset.back(); }
-  index_t time(index_t k, index_t r) const { return pre_padding ? k + timesteps - length[r] : k; }
+  index_t time(index_t k, index_t r) const {
+    if (reverse) return length[r] - 1 - k;
+    return pre_padding ? k + timesteps - length[r] : k;
+  }
+  index_t sequence_row(index_t k, index_t r) const {
+    const index_t t = time(k, r);
+    return packed ? offset[t] + r : order[r] * timesteps + t;
+  }
   // Row of the state array holding row r's state after step k; k = -1 is the initial state.
   index_t state_row(index_t k, index_t r) const { return k < 0 ? r : batch + offset[k] + r; }
   index_t final_state_row(index_t r) const { return state_row(length[r] - 1, r); }
@@ -68,6 +80,8 @@ class PackedLayout {
   const index_t batch;
   const index_t timesteps;
   const bool pre_padding;
+  const bool packed;   // the caller's sequences are packed rows: no padded steps to fill or zero
+  const bool reverse;  // packed sequences run from their last step to their first
   const bool uniform;  // no lengths: every sequence runs every step
   std::vector<index_t> order;   // row -> index in the caller's batch
   std::vector<index_t> length;  // row -> real length

@@ -34,13 +34,19 @@ struct Problem {
   // Where the padding of a shorter sequence sits: before its tokens (Keras' pad_sequences default)
   // or after them.
   bool pre_padding = true;
+  // The caller's sequences (x, outputs, d_outputs, dx) hold the real steps alone, (N, width) in the
+  // kernels' packed order (layout.hpp), rather than (B, T, width); lengths are given, T is the longest.
+  bool packed = false;
+  // Packed only: each sequence runs from its last step to its first, each step's output in its own
+  // row (the backward direction of a bidirectional layer).
+  bool reverse = false;
   int threads = 1;
 };
 
 // Where x_t comes from: a dense x, or token ids into an embedding table, x_t = embeddings[ids[:, t]].
 template <class T>
 struct InputArgs {
-  const T* x = nullptr;               // (B,T,F), dense
+  const T* x = nullptr;               // (B,T,F), dense; (N,F) packed
   const std::int32_t* ids = nullptr;  // (B,T) in [0, V), tokens (the backward reads Records::ids_packed)
   const T* embeddings = nullptr;      // (V,F), tokens
   index_t vocabulary = 0;             // V
@@ -87,7 +93,7 @@ struct ForwardCall {
   const T* h0 = nullptr;              // (B,H) or null = zeros
   const T* c0 = nullptr;              // (B,H) LSTM, or null = zeros
   const T* recurrent_mask = nullptr;  // (B,H) recurrent dropout: the product reads h_{t-1} times it; or null
-  T* outputs = nullptr;               // (B,T,H), or null when only the last states are wanted
+  T* outputs = nullptr;               // (B,T,H) or packed (N,H), or null when only the last states are wanted
   T* h_last = nullptr;                // (B,H)
   T* c_last = nullptr;                // (B,H) LSTM
   Records<T> records;
@@ -95,7 +101,7 @@ struct ForwardCall {
 
 template <class T>
 struct Gradients {
-  T* dx = nullptr;           // (B,T,F), dense input
+  T* dx = nullptr;           // (B,T,F) or packed (N,F), dense input
   T* dembeddings = nullptr;  // (V,F), token input
   T* dkernel = nullptr;
   T* drecurrent_kernel = nullptr;
@@ -112,7 +118,7 @@ struct BackwardCall {
   WeightArgs<T> weights;              // kernel and recurrent_kernel as the forward used them; bias unused
   const T* recurrent_mask = nullptr;  // the forward's
   Records<const T> records;           // the forward's
-  const T* d_outputs = nullptr;       // (B,T,H) or null = zero
+  const T* d_outputs = nullptr;       // (B,T,H) or packed (N,H), or null = zero
   const T* d_h = nullptr;             // (B,H) or null = zero
   const T* d_c = nullptr;             // (B,H) LSTM, or null = zero
   Gradients<T> grads;                 // each shaped like what it is the gradient of

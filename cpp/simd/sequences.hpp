@@ -19,10 +19,10 @@ void load_initial_states(const PackedLayout& layout, const T* h0, index_t units,
   for (index_t r = 0; r < layout.batch; ++r) copy_or_zero(h0, layout.order[r], units, states + r * units);
 }
 
-// Pointer to timestep time(k, r) of row r in a caller's (batch, timesteps, width) array.
+// Pointer to step k of row r in a caller's (batch, timesteps, width) or packed (N, width) array.
 template <class T>
 T* at_step(const PackedLayout& layout, T* seq, index_t width, index_t k, index_t r) {
-  return seq + (layout.order[r] * layout.timesteps + layout.time(k, r)) * width;
+  return seq + layout.sequence_row(k, r) * width;
 }
 
 // Where the states of a sequence live. Training keeps every step's state (layout.hpp); inference
@@ -166,7 +166,7 @@ void finish_sequences(const PackedLayout& layout, RowRange rows, const StateArra
       const index_t len = layout.length[r];
       const T* final_state = states.last(r);
       std::copy(final_state, final_state + units, last + b * units);
-      if (len == timesteps || outputs == nullptr) continue;
+      if (len == timesteps || outputs == nullptr || layout.packed) continue;
       T* out_b = outputs + b * timesteps * units;
       if (layout.pre_padding) {
         std::fill(out_b, out_b + (timesteps - len) * units, T(0));
@@ -193,7 +193,7 @@ void load_final_state_gradients(const PackedLayout& layout, const T* d_last, con
     T* d = d_state + r * units;
     copy_or_zero(d_last, layout.order[r], units, d);
     const index_t len = layout.length[r];
-    if (d_outputs && !layout.pre_padding && len > 0) {
+    if (d_outputs && !layout.pre_padding && !layout.packed && len > 0) {
       for (index_t t = len; t < timesteps; ++t) {
         add_row(d_outputs + (layout.order[r] * timesteps + t) * units, units, d);
       }
@@ -213,6 +213,7 @@ void store_initial_state_gradients(const PackedLayout& layout, const T* d_state,
 // reaches them.
 template <class T>
 void zero_padded_steps(const PackedLayout& layout, RowRange rows, index_t width, T* seq) {
+  if (layout.packed) return;
   const index_t timesteps = layout.timesteps;
   for_each_block_in<T>(rows, layout.batch, [&](index_t first, index_t count) {
     for (index_t r = first; r < first + count; ++r) {

@@ -17,6 +17,14 @@ Variable-length sequences: ``lengths`` (batch,) gives each sequence's real lengt
 steps: the state carries over, an output repeats the previous output (zeros before the first real
 step), and no gradient flows through them.
 
+Packed sequences: with ``packed=True``, ``x`` is (rows, features), only the real steps of the
+sequences of ``lengths`` (required; ``padding`` does not apply): step after step, at each step the
+sequences still running, longest first, ties in batch order. That is PyTorch's
+``PackedSequence.data`` for a batch sorted by length. The outputs are then (rows, units) in the same
+order, ``d_outputs`` and ``dx`` likewise; the states stay (batch, units) in batch order. With
+``reverse=True`` each sequence runs from its last step to its first and each step's output stays in
+that step's row, as in the backward direction of a bidirectional layer.
+
 Token inputs: with ``embeddings=E`` (vocabulary, features), ``x`` holds integer token ids (batch,
 timesteps) and the input is ``E[x]``, as an Embedding layer feeding the recurrent layer gives it. The
 kernel then projects the table once, ``E @ kernel + bias``, instead of every token, and the backward
@@ -78,7 +86,7 @@ def _gradients(cls, grads):
 
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre",
                        save_for_backward=True, embeddings=None, recurrent_mask=None,
-                       return_sequences=True, activation="tanh") -> SimpleRNNForward:
+                       return_sequences=True, activation="tanh", packed=False, reverse=False) -> SimpleRNNForward:
     """h_t = f(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias) for every step, f = ``activation``:
     'tanh' (Keras' default), 'relu' or 'linear'.
 
@@ -86,7 +94,7 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=No
     """
     outputs, h, saved = _core.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, None, lengths, padding,
                                                  save_for_backward, embeddings, recurrent_mask, return_sequences,
-                                                 activation)
+                                                 activation, packed, reverse)
     return SimpleRNNForward(outputs, h, saved)
 
 
@@ -98,7 +106,7 @@ def simple_rnn_backward(fwd: SimpleRNNForward, d_outputs=None, d_h=None) -> Simp
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths=None, padding="pre",
                  save_for_backward=True, embeddings=None, recurrent_mask=None,
-                 return_sequences=True, activation="tanh") -> LSTMForward:
+                 return_sequences=True, activation="tanh", packed=False, reverse=False) -> LSTMForward:
     """Keras' LSTM: i, f, o = sigmoid, g = tanh of x_t @ kernel + h_{t-1} @ recurrent_kernel + bias;
     c_t = f c_{t-1} + i g; h_t = o tanh(c_t). ``activation`` is 'tanh', the only one the kernel has.
 
@@ -106,7 +114,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths
     """
     outputs, h, c, saved = _core.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, lengths, padding,
                                               save_for_backward, embeddings, recurrent_mask, return_sequences,
-                                              activation)
+                                              activation, packed, reverse)
     return LSTMForward(outputs, h, c, saved)
 
 
@@ -118,7 +126,7 @@ def lstm_backward(fwd: LSTMForward, d_outputs=None, d_h=None, d_c=None) -> LSTMG
 
 def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre",
                 save_for_backward=True, embeddings=None, recurrent_mask=None,
-                return_sequences=True, activation="tanh") -> GRUForward:
+                return_sequences=True, activation="tanh", packed=False, reverse=False) -> GRUForward:
     """Keras' GRU with reset_after=True: z, r = sigmoid(x W + b_in + h U + b_rec),
     hh = f(x W_h + b_in_h + r (h U_h + b_rec_h)), h_t = z h_{t-1} + (1 - z) hh, f = ``activation``:
     'tanh' (Keras' default), 'relu' or 'linear'.
@@ -127,7 +135,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, pad
     """
     outputs, h, saved = _core.gru_forward(x, kernel, recurrent_kernel, bias, h0, None, lengths, padding,
                                           save_for_backward, embeddings, recurrent_mask, return_sequences,
-                                          activation)
+                                          activation, packed, reverse)
     return GRUForward(outputs, h, saved)
 
 

@@ -26,41 +26,18 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 @dataclass(frozen=True)
 class PackedLayout:
-    """Where the rows of a PackedSequence's data sit in a padded (batch, steps) grid, the batch in the
-    caller's order: the kernels read the grid, the layers between them the packed rows. Made once per
-    forward from ``batch_sizes``, so packing and unpacking are two NumPy index operations per call."""
+    """The lengths of a PackedSequence's sequences in its sorted order, longest first. Its data is then
+    the kernels' packed order (rnnkit.kernels, packed=True), so the kernels read and write its rows
+    where they are; the states go in and come out in that sorted order."""
 
-    batch: int
-    steps: int
-    lengths: np.ndarray  # (batch,) each sequence's real length
-    cells: np.ndarray  # (rows,) the grid cell b * steps + t of each packed row
-    cells_reversed: np.ndarray  # the same in a grid read backwards in time: b * steps + (steps - 1 - t)
+    lengths: np.ndarray  # (batch,) non-increasing
 
     @classmethod
-    def of(cls, batch_sizes: torch.Tensor, sorted_indices: Optional[torch.Tensor]) -> "PackedLayout":
+    def of(cls, batch_sizes: torch.Tensor) -> "PackedLayout":
         sizes = batch_sizes.numpy().astype(np.int64)
         steps, batch = len(sizes), int(sizes[0])
-        step = np.repeat(np.arange(steps), sizes)
-        rank = np.arange(len(step)) - np.repeat(np.cumsum(sizes) - sizes, sizes)  # place in the sorted batch
         # sizes never grow: the sequence of rank r lasts as many steps as there are sizes above r.
-        sorted_lengths = steps - np.searchsorted(sizes[::-1], np.arange(batch), side="right")
-        order = np.arange(batch) if sorted_indices is None else sorted_indices.numpy()
-        lengths = np.empty(batch, np.int64)
-        lengths[order] = sorted_lengths
-        row = order[rank] * steps
-        return cls(batch, steps, lengths, row + step, row + (steps - 1 - step))
-
-    def pad(self, rows: np.ndarray, reverse: bool) -> np.ndarray:
-        """(rows, features) -> (batch, steps, features), zeros past each sequence's end."""
-        grid = np.zeros((self.batch * self.steps, rows.shape[1]), rows.dtype)
-        grid[self.cells_reversed if reverse else self.cells] = rows
-        return grid.reshape(self.batch, self.steps, rows.shape[1])
-
-    def gather(self, grid: np.ndarray, reverse: bool) -> np.ndarray:
-        """(batch, steps, features) -> (rows, features): the real steps, in the packed order."""
-        # np.take: a third of the time of fancy indexing for whole rows.
-        return np.take(grid.reshape(self.batch * self.steps, grid.shape[2]),
-                       self.cells_reversed if reverse else self.cells, axis=0)
+        return cls(steps - np.searchsorted(sizes[::-1], np.arange(batch), side="right"))
 
 
 @dataclass(frozen=True)
@@ -71,7 +48,8 @@ class Direction:
     activation: str  # 'tanh', or 'relu' for torch.nn.RNN(nonlinearity='relu')
     batch_first: bool  # input (batch, time, features) rather than (time, batch, features)
     reverse: bool  # the backward direction of a bidirectional layer
-    packed: Optional[PackedLayout]  # the input is a PackedSequence's data (rows, features), or None
+    packed: Optional[PackedLayout]  # the input is a PackedSequence's data (rows, features), or None;
+    # then the states are in its sorted batch order
     save_for_backward: bool  # False when no gradient will be asked for (inference)
 
 
@@ -118,9 +96,10 @@ def _tensor(a) -> torch.Tensor:
 
 def _to_batch_major(a, direction: Direction):
     """A (batch, time, ...) view of an input in the caller's layout, reversed in time for the backward
-    direction: the kernels read a padded sequence in reverse as one padded in front."""
+    direction: the kernels read a padded sequence in reverse as one padded in front. Packed rows go
+    to the kernels as they are."""
     if direction.packed is not None:
-        return direction.packed.pad(a, direction.reverse)
+        return a
     if not direction.batch_first:
         a = a.swapaxes(0, 1)
     return a[:, ::-1] if direction.reverse else a
@@ -128,7 +107,7 @@ def _to_batch_major(a, direction: Direction):
 
 def _from_batch_major(a, direction: Direction) -> torch.Tensor:
     if direction.packed is not None:
-        return _tensor(direction.packed.gather(a, direction.reverse))
+        return _tensor(a)
     if direction.reverse:
         a = a[:, ::-1]
     if not direction.batch_first:
@@ -143,11 +122,12 @@ class RecurrentFunction(torch.autograd.Function):
     def forward(ctx, direction: Direction, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         ctx.set_materialize_grads(False)
         kernel, recurrent_kernel, bias = keras_weights(direction.cell, *map(_numpy, (w_ih, w_hh, b_ih, b_hh)))
-        padding = "pre" if direction.reverse else "post"
+        packed = direction.packed is not None
         states = (_numpy(h0),) + ((_numpy(c0),) if direction.cell == "lstm" else ())
         fwd = FORWARD[direction.cell](_to_batch_major(_numpy(x), direction), kernel, recurrent_kernel, bias, *states,
-                                     lengths=None if direction.packed is None else direction.packed.lengths,
-                                     padding=padding,
+                                     lengths=direction.packed.lengths if packed else None, packed=packed,
+                                     reverse=packed and direction.reverse,
+                                     padding="pre" if direction.reverse else "post",
                                      save_for_backward=direction.save_for_backward, activation=direction.activation)
         ctx.direction, ctx.fwd, ctx.hidden = direction, fwd, w_hh.shape[1]
         output = _from_batch_major(fwd.outputs, direction)

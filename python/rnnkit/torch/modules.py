@@ -25,9 +25,9 @@ class RecurrentForward:
     def forward(self, input, hx=None):
         packed = isinstance(input, PackedSequence)
         if packed:
-            # The layers pass packed rows (rows, features) on; each call pads them for the kernels.
-            layout = PackedLayout.of(input.batch_sizes, input.sorted_indices)
-            x, batch, batched, batch_first = input.data, layout.batch, True, True
+            # The kernels read and write the packed rows where they are, the states in the sorted order.
+            layout = PackedLayout.of(input.batch_sizes)
+            x, batch, batched, batch_first = input.data, len(layout.lengths), True, True
         else:
             if input.dim() not in (2, 3):
                 raise ValueError(f"{self._name}: Expected input to be 2D or 3D, got {input.dim()}D instead")
@@ -36,9 +36,13 @@ class RecurrentForward:
             batch = x.shape[0 if batch_first else 1]
         self._check_input(x)
         h0, c0 = self._initial_states(hx, batch, batched, x)
+        if packed and input.sorted_indices is not None:
+            h0, c0 = (None if s is None else s.index_select(1, input.sorted_indices) for s in (h0, c0))
         output, h_n, c_n = self._layers(x, h0, c0, batch_first, layout)
         if packed:
             output = PackedSequence(output, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
+            if input.unsorted_indices is not None:
+                h_n, c_n = (None if s is None else s.index_select(1, input.unsorted_indices) for s in (h_n, c_n))
         elif not batched:
             output, h_n = output.squeeze(0 if batch_first else 1), h_n.squeeze(1)
             c_n = None if c_n is None else c_n.squeeze(1)
