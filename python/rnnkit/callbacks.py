@@ -9,12 +9,13 @@ import os
 import sys
 import time
 import warnings
+from typing import Any, Callable, TextIO
 
 import numpy as np
 
 
 class Callback:
-    def __init__(self):
+    def __init__(self) -> None:
         self.model = None
         self.params = {}
 
@@ -35,7 +36,7 @@ class Callback:
 class CallbackList:
     """Calls every callback in order."""
 
-    def __init__(self, callbacks, model, params):
+    def __init__(self, callbacks: list, model: Any, params: dict) -> None:
         self.callbacks = list(callbacks)
         for cb in self.callbacks:
             cb.set_model(model)
@@ -74,7 +75,7 @@ class ProgbarLogger(Callback):
     ``157/157 [==============================] - 5s 32ms/step - loss: 0.4310 - acc: 0.8050``.
     Elsewhere (verbose=2) one plain line per epoch with the same numbers."""
 
-    def __init__(self, verbose=1, stream=None, min_interval=0.1):
+    def __init__(self, verbose: int = 1, stream: TextIO | None = None, min_interval: float = 0.1) -> None:
         super().__init__()
         self.verbose = verbose
         self.stream = stream or sys.stdout
@@ -157,8 +158,9 @@ class EarlyStopping(Callback):
     """Stops training once ``monitor`` has not improved for ``patience`` epochs; with
     ``restore_best_weights`` the model ends with the weights of its best epoch."""
 
-    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto", baseline=None,
-                 restore_best_weights=False, start_from_epoch=0):
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0, verbose: int = 0,
+                 mode: str = "auto", baseline: float | None = None, restore_best_weights: bool = False,
+                 start_from_epoch: int = 0) -> None:
         super().__init__()
         self.tracker = _Monitor(monitor, mode, min_delta)
         self.patience = int(patience)
@@ -209,8 +211,9 @@ class ModelCheckpoint(Callback):
     Every write goes to a temporary file first and is renamed into place, so the file at
     ``filepath`` is always a complete save."""
 
-    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
-                 mode="auto", save_freq="epoch"):
+    def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", verbose: int = 0,
+                 save_best_only: bool = False, save_weights_only: bool = False, mode: str = "auto",
+                 save_freq: str | int = "epoch") -> None:
         super().__init__()
         if save_freq != "epoch":
             raise ValueError("ModelCheckpoint: rnnkit saves once per epoch (save_freq='epoch')")
@@ -275,7 +278,8 @@ class BackupAndRestore(Callback):
 
     FILENAME = "training_state.rnnkit"
 
-    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+    def __init__(self, backup_dir: str | os.PathLike, save_freq: str | int = "epoch",
+                 delete_checkpoint: bool = True) -> None:
         super().__init__()
         if not backup_dir:
             raise ValueError("BackupAndRestore: empty backup_dir")
@@ -341,8 +345,9 @@ class ReduceLROnPlateau(Callback):
     ``min_delta``) for ``patience`` epochs, not below ``min_lr``, then waits ``cooldown`` epochs; adds
     ``learning_rate`` to each epoch's logs, as Keras does."""
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
-                 cooldown=0, min_lr=0.0, **kwargs):
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, verbose: int = 0,
+                 mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0,
+                 **kwargs) -> None:
         super().__init__()
         if factor >= 1.0:
             raise ValueError(f"ReduceLROnPlateau: factor must be below 1, got {factor}")
@@ -395,7 +400,7 @@ class LambdaCallback(Callback):
     HOOKS = ("on_epoch_begin", "on_epoch_end", "on_train_begin", "on_train_end", "on_train_batch_begin",
              "on_train_batch_end")
 
-    def __init__(self, **hooks):
+    def __init__(self, **hooks: Callable) -> None:
         super().__init__()
         unknown = set(hooks) - set(self.HOOKS)
         if unknown:
@@ -408,7 +413,7 @@ class LambdaCallback(Callback):
 class CSVLogger(Callback):
     """Appends a row per epoch to a CSV file: the epoch (from 0) and every log, keys sorted, as Keras'."""
 
-    def __init__(self, filename, separator=",", append=False):
+    def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False) -> None:
         super().__init__()
         self.filename, self.separator, self.append = os.fspath(filename), separator, bool(append)
 

@@ -9,6 +9,7 @@ leading dimensions, fan_in = in x field, fan_out = out x field.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -31,53 +32,53 @@ class Initializer:
     def _rng(self):
         return np.random.default_rng(self.seed) if self.seed is not None else get_rng()
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {}
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: tuple, dtype: str = "float32") -> np.ndarray:
         raise NotImplementedError
 
 
 class Zeros(Initializer):
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: tuple, dtype: str = "float32") -> np.ndarray:
         return np.zeros(shape, dtype)
 
 
 class Ones(Initializer):
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: tuple, dtype: str = "float32") -> np.ndarray:
         return np.ones(shape, dtype)
 
 
 class Constant(Initializer):
-    def __init__(self, value=0.0):
+    def __init__(self, value: float = 0.0) -> None:
         self.value = float(value)
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: tuple, dtype: str = "float32") -> np.ndarray:
         return np.full(shape, self.value, dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"value": self.value}
 
 
 class RandomUniform(Initializer):
-    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+    def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None) -> None:
         self.minval, self.maxval, self.seed = float(minval), float(maxval), seed
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: tuple, dtype: str = "float32") -> np.ndarray:
         return self._rng().uniform(self.minval, self.maxval, shape).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
 
 
 class RandomNormal(Initializer):
-    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None) -> None:
         self.mean, self.stddev, self.seed = float(mean), float(stddev), seed
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: tuple, dtype: str = "float32") -> np.ndarray:
         return self._rng().normal(self.mean, self.stddev, shape).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
 
@@ -92,21 +93,22 @@ def _truncated_normal(rng, shape, mean, stddev):
 
 
 class TruncatedNormal(RandomNormal):
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: tuple, dtype: str = "float32") -> np.ndarray:
         return _truncated_normal(self._rng(), shape, self.mean, self.stddev).astype(dtype)
 
 
 class VarianceScaling(Initializer):
     """Variance scale / n, n the fan_in, fan_out or their mean; from a uniform or a truncated normal."""
 
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+    def __init__(self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal",
+                 seed: int | None = None) -> None:
         if mode not in ("fan_in", "fan_out", "fan_avg"):
             raise ValueError(f"VarianceScaling: mode must be fan_in, fan_out or fan_avg, got {mode!r}")
         if distribution not in ("truncated_normal", "untruncated_normal", "uniform"):
             raise ValueError(f"VarianceScaling: unknown distribution {distribution!r}")
         self.scale, self.mode, self.distribution, self.seed = float(scale), mode, distribution, seed
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: tuple, dtype: str = "float32") -> np.ndarray:
         fan_in, fan_out = compute_fans(shape)
         n = max(1.0, {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode])
         rng = self._rng()
@@ -118,16 +120,16 @@ class VarianceScaling(Initializer):
         stddev = math.sqrt(self.scale / n) / 0.87962566103423978  # of a normal truncated at two standard deviations
         return _truncated_normal(rng, shape, 0.0, stddev).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, "seed": self.seed}
 
 
 def _variance_scaling(name, scale, mode, distribution):
     class Named(VarianceScaling):
-        def __init__(self, seed=None):
+        def __init__(self, seed: int | None = None) -> None:
             super().__init__(scale, mode, distribution, seed)
 
-        def get_config(self):
+        def get_config(self) -> dict:
             return {"seed": self.seed}
 
     Named.__name__ = Named.__qualname__ = name
@@ -145,10 +147,10 @@ LecunNormal = _variance_scaling("LecunNormal", 1.0, "fan_in", "truncated_normal"
 class Orthogonal(Initializer):
     """Rows (or columns, whichever are fewer) orthonormal, times gain, as Keras' Orthogonal."""
 
-    def __init__(self, gain=1.0, seed=None):
+    def __init__(self, gain: float = 1.0, seed: int | None = None) -> None:
         self.gain, self.seed = float(gain), seed
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: tuple, dtype: str = "float32") -> np.ndarray:
         rows, cols = shape[0], int(np.prod(shape[1:]))
         a = self._rng().standard_normal((max(rows, cols), min(rows, cols)))
         q, r = np.linalg.qr(a)
@@ -157,20 +159,20 @@ class Orthogonal(Initializer):
             q = q.T
         return (self.gain * q).reshape(shape).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"gain": self.gain, "seed": self.seed}
 
 
 class Identity(Initializer):
-    def __init__(self, gain=1.0):
+    def __init__(self, gain: float = 1.0) -> None:
         self.gain = float(gain)
 
-    def __call__(self, shape, dtype="float32"):
+    def __call__(self, shape: tuple, dtype: str = "float32") -> np.ndarray:
         if len(shape) != 2:
             raise ValueError(f"Identity: expected a 2-D shape, got {shape}")
         return (self.gain * np.eye(*shape)).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"gain": self.gain}
 
 
@@ -189,7 +191,7 @@ _BY_NAME = {
 zeros, ones = Zeros, Ones
 
 
-def get(identifier):
+def get(identifier: Any) -> Initializer:
     """An initializer from a name ('glorot_uniform', ...), a class, an instance, a saved config, or any
     callable (shape, dtype) -> array."""
     if isinstance(identifier, str):
@@ -208,7 +210,7 @@ def get(identifier):
     raise ValueError(f"an initializer must be a name, an rnnkit.initializers object or a callable, got {identifier!r}")
 
 
-def serialize(initializer):
+def serialize(initializer: Any) -> str | dict:
     """What a saved model records: Keras' name for a default-configured initializer, else its class and
     configuration."""
     if not isinstance(initializer, Initializer):

@@ -15,6 +15,8 @@ value in the normal range, stable for any logit, and its gradient simply ``proba
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .activations import sigmoid
@@ -23,7 +25,7 @@ EPSILON = 1e-7  # Keras' backend epsilon
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean")
 
 
-def align_ranks(a, b):
+def align_ranks(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Keras' squeeze_or_expand_to_same_rank: when the ranks differ by one and the longer one ends in a
     size-1 axis, a rank-1 array gains that axis and a longer one loses it."""
     if a.ndim == b.ndim + 1 and a.shape[-1] == 1:
@@ -63,7 +65,8 @@ class Loss:
     name = "loss"
     fused_activation = None  # the output activation whose logits this loss takes directly
 
-    def __init__(self, from_logits=False, reduction="sum_over_batch_size", name=None):
+    def __init__(self, from_logits: bool = False, reduction: str = "sum_over_batch_size",
+                 name: str | None = None) -> None:
         if reduction not in REDUCTIONS:
             raise ValueError(f"{type(self).__name__}: reduction must be one of {REDUCTIONS}, got {reduction!r} "
                              f"(rnnkit trains on a reduced loss)")
@@ -107,11 +110,11 @@ class Loss:
         d_values = (weights / count).reshape(weights.shape + (1,) * (grad.ndim - weights.ndim))
         return float(total), (grad * d_values).astype(y_pred.dtype, copy=False)
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> float:
         y_pred = np.asarray(y_pred, dtype=np.result_type(np.asarray(y_pred).dtype, np.float32))
         return self.value_and_gradient(y_true, y_pred, sample_weight)[0]
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"name": self.name, "from_logits": self.from_logits, "reduction": self.reduction}
 
 
@@ -302,7 +305,7 @@ def from_config(config) -> Loss:
 
 # Keras' function spellings: keras.losses.binary_crossentropy(y_true, y_pred) -> per-element values
 def _elementwise(cls):
-    def loss_fn(y_true, y_pred, from_logits=False):
+    def loss_fn(y_true: Any, y_pred: Any, from_logits: bool = False) -> np.ndarray:
         loss = cls(from_logits=from_logits)
         y_pred = np.asarray(y_pred, dtype=np.result_type(np.asarray(y_pred).dtype, np.float32))
         y = loss.targets(y_true, y_pred.shape)

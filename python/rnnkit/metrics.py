@@ -10,6 +10,8 @@ Keras. A prediction with a NaN in it is wrong whatever the label (Keras would re
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 
 from .losses import MeanAbsoluteError as _MAELoss
@@ -41,12 +43,12 @@ class Metric:
 
     name = "metric"
 
-    def __init__(self, name=None, dtype=None):
+    def __init__(self, name: str | None = None, dtype: str | None = None) -> None:
         if name is not None:
             self.name = name
         self.reset_state()
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         self.total, self.count = 0.0, 0.0
 
     def result(self) -> float:
@@ -63,7 +65,7 @@ class Metric:
 class Mean(Metric):
     name = "mean"
 
-    def update_state(self, values, sample_weight=None):
+    def update_state(self, values: Any, sample_weight: Any = None) -> None:
         values, sample_weight = _samplewise(np.asarray(values, np.float64), sample_weight)
         self.total += float(np.sum(values))
         self.count += float(np.sum(sample_weight)) if sample_weight is not None else float(
@@ -73,11 +75,11 @@ class Mean(Metric):
 class MeanMetricWrapper(Mean):
     """The running mean of fn(y_true, y_pred), a value per element."""
 
-    def __init__(self, fn, name=None, dtype=None, **kwargs):
+    def __init__(self, fn: Callable, name: str | None = None, dtype: str | None = None, **kwargs) -> None:
         self._fn, self._fn_kwargs = fn, kwargs
         super().__init__(name=name or getattr(fn, "__name__", "metric"), dtype=dtype)
 
-    def update_state(self, y_true, y_pred, sample_weight=None, mask=None):
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None, mask: Any = None) -> None:
         values = self._fn(y_true, y_pred, **self._fn_kwargs)
         if mask is not None:  # masked elements weigh 0 (Keras' apply_mask with reduction "sum")
             mask = np.asarray(mask, np.float64)
@@ -100,20 +102,20 @@ def _nan_rows(y_pred):
     return np.isnan(y_pred).any(axis=-1)
 
 
-def binary_accuracy(y_true, y_pred, threshold=0.5):
+def binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> np.ndarray:
     y_pred = np.asarray(y_pred)
     y_true = _labels_like(y_true, y_pred)
     right = (y_true == (y_pred > threshold)) & ~np.isnan(y_pred)
     return right.mean(axis=-1)
 
 
-def categorical_accuracy(y_true, y_pred):
+def categorical_accuracy(y_true: Any, y_pred: Any) -> np.ndarray:
     y_pred = np.asarray(y_pred)
     right = np.argmax(np.asarray(y_true), axis=-1) == np.argmax(y_pred, axis=-1)
     return (right & ~_nan_rows(y_pred)).astype(np.float64)
 
 
-def sparse_categorical_accuracy(y_true, y_pred):
+def sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> np.ndarray:
     y_pred = np.asarray(y_pred)
     y_true = np.asarray(y_true)
     if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
@@ -122,13 +124,13 @@ def sparse_categorical_accuracy(y_true, y_pred):
     return (right & ~_nan_rows(y_pred)).astype(np.float64)
 
 
-def accuracy(y_true, y_pred):
+def accuracy(y_true: Any, y_pred: Any) -> np.ndarray:
     y_pred = np.asarray(y_pred)
     return (np.asarray(y_true) == y_pred).astype(np.float64)
 
 
 def _loss_values(loss_class):
-    def fn(y_true, y_pred):
+    def fn(y_true: Any, y_pred: Any) -> np.ndarray:
         loss = loss_class()
         y_pred = np.asarray(y_pred, np.float64)
         return loss.elements(loss.targets(y_true, y_pred.shape), y_pred)[0]
@@ -141,32 +143,32 @@ mean_squared_error = _loss_values(_MSELoss)
 
 
 class BinaryAccuracy(MeanMetricWrapper):
-    def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
+    def __init__(self, name: str = "binary_accuracy", dtype: str | None = None, threshold: float = 0.5) -> None:
         super().__init__(binary_accuracy, name=name, dtype=dtype, threshold=threshold)
 
 
 class CategoricalAccuracy(MeanMetricWrapper):
-    def __init__(self, name="categorical_accuracy", dtype=None):
+    def __init__(self, name: str = "categorical_accuracy", dtype: str | None = None) -> None:
         super().__init__(categorical_accuracy, name=name, dtype=dtype)
 
 
 class SparseCategoricalAccuracy(MeanMetricWrapper):
-    def __init__(self, name="sparse_categorical_accuracy", dtype=None):
+    def __init__(self, name: str = "sparse_categorical_accuracy", dtype: str | None = None) -> None:
         super().__init__(sparse_categorical_accuracy, name=name, dtype=dtype)
 
 
 class Accuracy(MeanMetricWrapper):
-    def __init__(self, name="accuracy", dtype=None):
+    def __init__(self, name: str = "accuracy", dtype: str | None = None) -> None:
         super().__init__(accuracy, name=name, dtype=dtype)
 
 
 class MeanAbsoluteError(MeanMetricWrapper):
-    def __init__(self, name="mean_absolute_error", dtype=None):
+    def __init__(self, name: str = "mean_absolute_error", dtype: str | None = None) -> None:
         super().__init__(mean_absolute_error, name=name, dtype=dtype)
 
 
 class MeanSquaredError(MeanMetricWrapper):
-    def __init__(self, name="mean_squared_error", dtype=None):
+    def __init__(self, name: str = "mean_squared_error", dtype: str | None = None) -> None:
         super().__init__(mean_squared_error, name=name, dtype=dtype)
 
 

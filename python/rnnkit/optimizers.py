@@ -13,7 +13,8 @@ class Optimizer:
     name = ""
     slots = ()  # per-weight state arrays, each shaped like its weight
 
-    def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None, global_clipnorm=None, **kwargs):
+    def __init__(self, learning_rate: float = 0.001, clipnorm: float | None = None, clipvalue: float | None = None,
+                 global_clipnorm: float | None = None, **kwargs) -> None:
         if "lr" in kwargs:
             raise TypeError(f"{type(self).__name__}: `lr` is Keras 2's name; Keras 3 and rnnkit call it "
                             f"`learning_rate`")
@@ -97,7 +98,8 @@ class RMSprop(Optimizer):
 
     name = "rmsprop"
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs):
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-7,
+                 centered: bool = False, **kwargs) -> None:
         super().__init__(learning_rate, **kwargs)
         self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
         self.centered = bool(centered)
@@ -126,7 +128,7 @@ class RMSprop(Optimizer):
             increment = m
         w -= increment
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return dict(super().get_config(), rho=self.rho, momentum=self.momentum, epsilon=self.epsilon,
                     centered=self.centered)
 
@@ -137,7 +139,8 @@ class Adam(Optimizer):
     name = "adam"
     slots = ("momentum", "velocity")
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, **kwargs) -> None:
         super().__init__(learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
@@ -149,7 +152,7 @@ class Adam(Optimizer):
         v += (g * g - v) * (1 - self.beta_2)
         w -= alpha * m / (np.sqrt(v) + self.epsilon)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return dict(super().get_config(), beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
 
 
@@ -158,7 +161,8 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 **kwargs) -> None:
         super().__init__(learning_rate, **kwargs)
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
         self.slots = ("momentum",) if self.momentum > 0 else ()
@@ -175,7 +179,7 @@ class SGD(Optimizer):
         else:
             w += m
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return dict(super().get_config(), momentum=self.momentum, nesterov=self.nesterov)
 
 

@@ -8,7 +8,7 @@ import contextvars
 import math
 import re
 from collections import defaultdict
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -49,7 +49,8 @@ class Layer:
     # Keyword arguments a subclass accepts beyond its own, for Keras compatibility.
     _base_kwargs = ("name", "dtype", "trainable", "input_shape", "batch_input_shape", "input_dim")
 
-    def __init__(self, name=None, dtype="float32", trainable=True, input_shape=None, **kwargs):
+    def __init__(self, name: str | None = None, dtype: str = "float32", trainable: bool = True,
+                 input_shape: tuple | None = None, **kwargs) -> None:
         unknown = set(kwargs) - set(self._base_kwargs)
         if unknown:
             raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {sorted(unknown)}")
@@ -73,7 +74,7 @@ class Layer:
 
     # --- calling ---------------------------------------------------------------------------------------
 
-    def __call__(self, inputs, **kwargs):
+    def __call__(self, inputs: Any, **kwargs) -> Any:
         """On symbolic tensors (rnnkit.Input, another layer's output), records the call for a Model and
         returns symbolic outputs; on arrays, builds the layer for them and returns its output (Keras'
         ``layer(x)``, in inference mode unless ``training=True``)."""

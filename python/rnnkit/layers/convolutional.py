@@ -11,9 +11,10 @@ from .base import Layer, check_units
 
 
 class Conv1D(Layer):
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
-                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+    def __init__(self, filters: int, kernel_size: int | tuple, strides: int | tuple = 1, padding: str = "valid",
+                 data_format: str | None = None, dilation_rate: int | tuple = 1, groups: int = 1,
+                 activation: str | None = None, use_bias: bool = True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs) -> None:
         super().__init__(**kwargs)
         self.filters = check_units("Conv1D filters", filters)
         self.kernel_size = int(kernel_size[0] if isinstance(kernel_size, (list, tuple)) else kernel_size)
@@ -33,7 +34,7 @@ class Conv1D(Layer):
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         channels = input_shape[-1]
         if channels is None:
             raise ValueError(f"Conv1D '{self.name}': the channel dimension must be known, got {input_shape}")
@@ -96,7 +97,7 @@ class Conv1D(Layer):
     def compute_mask(self, inputs, mask):
         return None
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return dict(super().get_config(), filters=self.filters, kernel_size=self.kernel_size, strides=self.strides,
                     padding=self.padding, dilation_rate=self.dilation_rate, activation=self.activation,
                     use_bias=self.use_bias, kernel_initializer=initializers.name_of(self.kernel_initializer),

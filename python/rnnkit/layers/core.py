@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 
 from .. import activations, initializers, kernels
@@ -13,7 +15,8 @@ class InputLayer(Layer):
 
     is_input = True
 
-    def __init__(self, shape=None, dtype=None, name=None, **kwargs):
+    def __init__(self, shape: tuple | None = None, dtype: str | None = None, name: str | None = None,
+                 **kwargs) -> None:
         if shape is None and kwargs.get("input_shape") is not None:
             shape = kwargs.pop("input_shape")
         super().__init__(name=name, **kwargs)
@@ -28,14 +31,14 @@ class InputLayer(Layer):
     def backward(self, d_outputs):
         return d_outputs
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"name": self.name, "shape": list(self.input_shape), "dtype": self.input_dtype}
 
     def output_dtype(self):
         return self.input_dtype or "float32"
 
 
-def Input(shape=None, dtype=None, name=None):  # noqa: N802 (Keras' spelling)
+def Input(shape: tuple | None = None, dtype: str | None = None, name: str | None = None) -> Any:  # noqa: N802
     """``keras.Input``: a symbolic tensor standing for a model's input of this shape (without the batch
     axis) and dtype, to call layers on and build a ``Model(inputs, outputs)``; or the first element of a
     Sequential model, naming its input shape."""
@@ -78,7 +81,7 @@ class Embedding(Layer):
         if self.input_shape is None:
             self.input_shape = (None,)  # any number of timesteps: the table does not depend on it
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         self.add_weight("embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer)
 
     def compute_output_shape(self, input_shape):
@@ -101,7 +104,7 @@ class Embedding(Layer):
     def compute_mask(self, inputs, mask):
         return np.asarray(inputs) != 0 if self.mask_zero else None
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return dict(super().get_config(), input_dim=self.input_dim, output_dim=self.output_dim,
                     embeddings_initializer=initializers.name_of(self.embeddings_initializer), mask_zero=self.mask_zero)
 
@@ -118,7 +121,7 @@ class Dense(Layer):
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         features = input_shape[-1]
         if features is None:
             raise ValueError(f"Dense '{self.name}': the last input dimension must be known, got {input_shape}")
@@ -151,7 +154,7 @@ class Dense(Layer):
             self.grads["bias"] = dz2.sum(axis=0)
         return (dz2 @ self.params["kernel"].T).reshape(self._x.shape)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return dict(super().get_config(), units=self.units, activation=self.activation, use_bias=self.use_bias,
                     kernel_initializer=initializers.name_of(self.kernel_initializer),
                     bias_initializer=initializers.name_of(self.bias_initializer))
@@ -161,7 +164,7 @@ class Activation(Layer):
     """Applies an activation function: 'sigmoid', 'tanh', 'relu', 'softmax', 'linear'. A loss after its
     matching activation (binary cross-entropy after a sigmoid, ...) takes this layer's input as logits."""
 
-    def __init__(self, activation, **kwargs):
+    def __init__(self, activation: str | Callable | None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.activation = activations.check(activation)
 
@@ -177,5 +180,5 @@ class Activation(Layer):
     def backward_from_logits(self, d_logits):
         return d_logits
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return dict(super().get_config(), activation=self.activation or "linear")

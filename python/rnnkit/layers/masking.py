@@ -14,7 +14,7 @@ from .base import Layer
 class Masking(Layer):
     """Masks the timesteps whose features all equal ``mask_value``, and zeroes them, as Keras does."""
 
-    def __init__(self, mask_value=0.0, **kwargs):
+    def __init__(self, mask_value: float = 0.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.mask_value = float(mask_value)
 
@@ -32,7 +32,7 @@ class Masking(Layer):
     def backward(self, d_outputs):
         return d_outputs * self._keep
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return dict(super().get_config(), mask_value=self.mask_value)
 
 

@@ -13,7 +13,7 @@ class _Merge(Layer):
             raise ValueError(f"{type(self).__name__} '{self.name}': expected a list of at least two inputs")
         return [self.cast_inputs(x) for x in inputs]
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         if not isinstance(input_shape, list) or len(input_shape) < 2:
             raise ValueError(f"{type(self).__name__} '{self.name}': expected a list of at least two inputs")
 
@@ -28,7 +28,7 @@ class _Merge(Layer):
 class Concatenate(_Merge):
     """Joins its inputs along ``axis`` (the last by default)."""
 
-    def __init__(self, axis=-1, **kwargs):
+    def __init__(self, axis: int = -1, **kwargs) -> None:
         super().__init__(**kwargs)
         self.axis = int(axis)
 
@@ -39,7 +39,7 @@ class Concatenate(_Merge):
             raise ValueError(f"Concatenate '{self.name}': axis {self.axis} is outside inputs of rank {rank + 1}")
         return axis % rank
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         super().build(input_shape)
         rank = len(input_shape[0])
         axis = self._sample_axis(rank)
@@ -64,7 +64,7 @@ class Concatenate(_Merge):
         cuts = np.cumsum(self._sizes)[:-1]
         return np.split(d_outputs, cuts, axis=self.axis)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return dict(super().get_config(), axis=self.axis)
 
 

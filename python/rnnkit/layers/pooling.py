@@ -18,7 +18,8 @@ class MaxPooling1D(Layer):
     """The maximum over windows of ``pool_size`` steps, every ``strides`` (= pool_size) steps;
     padding 'valid' (whole windows only) or 'same' (ceil(steps / strides) outputs)."""
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
+    def __init__(self, pool_size: int | tuple = 2, strides: int | tuple | None = None, padding: str = "valid",
+                 data_format: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         if data_format not in (None, "channels_last"):
             raise ValueError("MaxPooling1D: rnnkit takes (batch, timesteps, channels) inputs, data_format="
@@ -64,12 +65,12 @@ class MaxPooling1D(Layer):
     def compute_mask(self, inputs, mask):
         return None
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return dict(super().get_config(), pool_size=self.pool_size, strides=self.strides, padding=self.padding)
 
 
 class _GlobalPooling1D(Layer):
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
+    def __init__(self, data_format: str | None = None, keepdims: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         if data_format not in (None, "channels_last"):
             raise ValueError(f"{type(self).__name__}: rnnkit takes (batch, timesteps, channels) inputs")
@@ -87,7 +88,7 @@ class _GlobalPooling1D(Layer):
     def _unshaped(self, d):
         return d[:, 0, :] if self.keepdims else d
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return dict(super().get_config(), keepdims=self.keepdims)
 
 

@@ -65,7 +65,7 @@ class RNN(Layer):
     def bias_shape(self):
         return (self.gates * self.units,)
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         features = input_shape[-1]
         if features is None:
             raise ValueError(
@@ -218,7 +218,7 @@ class RNN(Layer):
     def compute_mask(self, inputs, mask):
         return mask if self.return_sequences else None
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return dict(
             super().get_config(), units=self.units, activation=self.activation, use_bias=self.use_bias,
             kernel_initializer=initializers.name_of(self.kernel_initializer),
@@ -254,7 +254,7 @@ class LSTM(RNN):
         super().__init__(units, **kwargs)
         self.unit_forget_bias = bool(unit_forget_bias)
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         super().build(input_shape)
         if self.use_bias and self.unit_forget_bias:
             self.params["bias"][self.units : 2 * self.units] = 1.0
@@ -262,7 +262,7 @@ class LSTM(RNN):
     def state_names(self):
         return ["h", "c"]
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return dict(super().get_config(), unit_forget_bias=self.unit_forget_bias)
 
 

@@ -13,7 +13,7 @@ class Dropout(Layer):
     """``noise_shape`` (batch axis included, None for "as the input") drops whole slices together;
     ``seed`` gives the layer a generator of its own, otherwise rnnkit's (set_random_seed)."""
 
-    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+    def __init__(self, rate: float, noise_shape: tuple | None = None, seed: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.rate = float(rate)
         if not 0.0 <= self.rate < 1.0:
@@ -39,7 +39,7 @@ class Dropout(Layer):
     def backward(self, d_outputs):
         return d_outputs if self._keep is None else d_outputs * self._keep
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return dict(super().get_config(), rate=self.rate, noise_shape=None if self.noise_shape is None else list(
             self.noise_shape), seed=self.seed)
 
@@ -47,7 +47,7 @@ class Dropout(Layer):
 class SpatialDropout1D(Dropout):
     """Drops whole channels of a (batch, timesteps, channels) input: the same for every step."""
 
-    def __init__(self, rate, seed=None, **kwargs):
+    def __init__(self, rate: float, seed: int | None = None, **kwargs) -> None:
         super().__init__(rate, seed=seed, **kwargs)
 
     def _noise_shape(self, shape):
@@ -56,7 +56,7 @@ class SpatialDropout1D(Dropout):
                              f"got shape {shape}")
         return (shape[0], 1, shape[2])
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.pop("noise_shape")
         return config

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -56,9 +57,12 @@ class TextVectorization(Layer):
 
     preprocesses = True  # no weights, no gradient: a Sequential model runs it before anything else
 
-    def __init__(self, max_tokens=None, standardize="lower_and_strip_punctuation", split="whitespace", ngrams=None,
-                 output_mode="int", output_sequence_length=None, pad_to_max_tokens=False, vocabulary=None,
-                 idf_weights=None, sparse=False, ragged=False, encoding="utf-8", name=None, **kwargs):
+    def __init__(self, max_tokens: int | None = None,
+                 standardize: str | Callable | None = "lower_and_strip_punctuation",
+                 split: str | Callable | None = "whitespace", ngrams: int | None = None, output_mode: str = "int",
+                 output_sequence_length: int | None = None, pad_to_max_tokens: bool = False,
+                 vocabulary: Iterable[str] | str | None = None, idf_weights=None, sparse: bool = False,
+                 ragged: bool = False, encoding: str = "utf-8", name: str | None = None, **kwargs) -> None:
         kwargs.pop("dtype", None)  # Keras passes the output's dtype; the ids are int64 whatever it says
         for option, value in (("ngrams", ngrams), ("pad_to_max_tokens", pad_to_max_tokens or None),
                               ("idf_weights", idf_weights), ("sparse", sparse or None), ("ragged", ragged or None),
@@ -169,7 +173,7 @@ class TextVectorization(Layer):
 
     # --- calling ----------------------------------------------------------------------------------------
 
-    def __call__(self, inputs, **kwargs):
+    def __call__(self, inputs: Any, **kwargs) -> Any:
         from ..models.graph import is_symbolic
 
         if is_symbolic(inputs):

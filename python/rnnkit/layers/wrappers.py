@@ -17,7 +17,8 @@ class Bidirectional(Layer):
     masked steps output zeros in both directions. Weights: the forward layer's, then the backward
     layer's (Keras' order)."""
 
-    def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
+    def __init__(self, layer: Layer, merge_mode: str | None = "concat", backward_layer: Layer | None = None,
+                 **kwargs) -> None:
         if not isinstance(layer, RNN):
             raise TypeError(f"Bidirectional: expected a SimpleRNN, LSTM or GRU layer, got {type(layer).__name__}")
         if merge_mode not in MERGE_MODES:
@@ -39,7 +40,7 @@ class Bidirectional(Layer):
         if layer.input_shape is not None:
             self.input_shape = layer.input_shape
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         for sub, prefix in ((self.forward_layer, "forward"), (self.backward_layer, "backward")):
             sub.ensure_built(input_shape)
             for name, array in sub.params.items():
@@ -116,7 +117,7 @@ class Bidirectional(Layer):
                 self.grads[f"{prefix}/{name}"] = grad
         return dx
 
-    def get_config(self):
+    def get_config(self) -> dict:
         layer_config = self.forward_layer.get_config()
         layer_config["name"] = layer_config["name"][len("forward_"):]
         return dict(super().get_config(), merge_mode=self.merge_mode,
@@ -135,7 +136,7 @@ class TimeDistributed(Layer):
     """Applies a layer to every timestep of (batch, timesteps, ...) inputs: the layer sees a batch of
     batch x timesteps samples. Its weights are the wrapped layer's; the mask passes through, as Keras'."""
 
-    def __init__(self, layer, **kwargs):
+    def __init__(self, layer: Layer, **kwargs) -> None:
         if not isinstance(layer, Layer):
             raise TypeError(f"TimeDistributed: expected a layer, got {type(layer).__name__}")
         kwargs.setdefault("dtype", layer.dtype)
@@ -146,7 +147,7 @@ class TimeDistributed(Layer):
     def activation(self):
         return getattr(self.layer, "activation", None)
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         if len(input_shape) < 2:
             raise ValueError(f"TimeDistributed '{self.name}': expected inputs with a timesteps axis, got "
                              f"{input_shape}")
@@ -182,7 +183,7 @@ class TimeDistributed(Layer):
     def compute_mask(self, inputs, mask):
         return mask
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return dict(super().get_config(), layer={"class_name": type(self.layer).__name__,
                                                  "config": self.layer.get_config()})
 
