@@ -105,6 +105,8 @@ py::dict build_info() {
   info["build"] = "portable";
 #endif
   info["simd"] = simd_build().isa;
+  // how precision='bfloat16' runs its products: the same result bits either way (simd/bf16_gemm.cpp)
+  info["bfloat16"] = simd_build().bfloat16_products();
   py::list available;
   for (const auto& isa : compiled_simd_builds()) {
     if (isa.supported) available.append(isa.name);

@@ -3,6 +3,7 @@
 // (recurrent_arguments.hpp), allocate the results, and run the SIMD build's entry point with the GIL
 // released; the forward's records travel to the backward in a ForwardRecord.
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "python/forward_record.hpp"
@@ -13,6 +14,13 @@ namespace rnnkit {
 namespace {
 
 // Keras' name of a cell activation: 'tanh', and for a SimpleRNN or GRU also 'relu' or 'linear'.
+// 'full' (the float type's own products) or 'bfloat16' (recurrent_call.hpp's Precision).
+Precision checked_precision(const std::string& name) {
+  if (name == "full") return Precision::full;
+  if (name == "bfloat16") return Precision::bfloat16;
+  throw py::value_error("precision: expected 'full' or 'bfloat16', got '" + name + "'");
+}
+
 Activation checked_activation(const CellSpec& cell, const std::string& name) {
   if (name == "tanh") return Activation::tanh;
   if (cell.cell != Cell::lstm && name == "relu") return Activation::relu;
@@ -61,6 +69,7 @@ py::tuple forward_impl(const CellSpec& cell, const ForwardInputs<T>& in, Activat
   }
   {
     py::gil_scoped_release release;
+    start_kernel_call();
     simd_build().get<T>().run_forward(cell.cell, call);
   }
   const py::object sequences = return_sequences ? py::object(outputs) : py::object(py::none());
@@ -113,6 +122,7 @@ py::tuple backward_impl(const CellSpec& cell, ForwardRecord& record, const py::h
   call.grads.dc0 = dc0.mutable_data();
   {
     py::gil_scoped_release release;
+    start_kernel_call();
     simd_build().get<T>().run_backward(cell.cell, call);
   }
   const py::object none = py::none();
@@ -126,12 +136,17 @@ py::tuple forward_typed(const CellSpec& cell, const py::handle& x, const py::han
                         const py::handle& kernel, const py::handle& recurrent_kernel, const py::handle& bias,
                         const py::handle& h0, const py::handle& c0, const py::handle& recurrent_mask,
                         const py::handle& lengths, const std::string& padding, bool packed, bool reverse,
-                        Activation activation, bool save_for_backward, bool return_sequences) {
-  const auto in = embeddings.is_none()
+                        Activation activation, Precision precision, bool save_for_backward, bool return_sequences) {
+  if (precision == Precision::bfloat16 && !std::is_same_v<T, float>) {
+    throw py::type_error("precision='bfloat16' rounds float32 products; the arrays are float64 (pass float32 "
+                         "arrays, or precision='full')");
+  }
+  auto in = embeddings.is_none()
                       ? check_dense<T>(cell, to_array(x, "x"), kernel, recurrent_kernel, bias, h0, c0, recurrent_mask,
                                        lengths, padding, packed, reverse)
                       : check_tokens<T>(cell, x, to_array(embeddings, "embeddings"), kernel, recurrent_kernel, bias,
                                         h0, c0, recurrent_mask, lengths, padding);
+  in.problem.precision = precision;
   return forward_impl<T>(cell, in, activation, save_for_backward, return_sequences);
 }
 
@@ -139,8 +154,9 @@ py::tuple forward(const CellSpec& cell, const py::handle& x, const py::handle& k
                   const py::handle& recurrent_kernel, const py::handle& bias, const py::handle& h0,
                   const py::handle& c0, const py::handle& lengths, const std::string& padding, bool save_for_backward,
                   const py::handle& embeddings, const py::handle& recurrent_mask, bool return_sequences,
-                  const std::string& activation_name, bool packed, bool reverse) {
+                  const std::string& activation_name, bool packed, bool reverse, const std::string& precision_name) {
   const Activation activation = checked_activation(cell, activation_name);
+  const Precision precision = checked_precision(precision_name);
   if (reverse && !packed) {
     throw py::value_error("reverse: runs packed sequences from their last step (packed=True); padded ones "
                           "run forward, got reverse=True with packed=False");
@@ -156,8 +172,8 @@ py::tuple forward(const CellSpec& cell, const py::handle& x, const py::handle& k
   const std::size_t size = embeddings.is_none() ? float_size_of(to_array(x, "x"), "x")
                                                 : float_size_of(to_array(embeddings, "embeddings"), "embeddings");
   return RNNKIT_BY_FLOAT_TYPE(forward_typed, size, cell, x, embeddings, kernel, recurrent_kernel, bias, h0, c0,
-                              recurrent_mask, lengths, padding, packed, reverse, activation, save_for_backward,
-                              return_sequences);
+                              recurrent_mask, lengths, padding, packed, reverse, activation, precision,
+                              save_for_backward, return_sequences);
 }
 
 py::tuple backward(const CellSpec& cell, const py::handle& saved, const py::handle& d_outputs, const py::handle& d_h,
@@ -184,15 +200,15 @@ void bind_recurrent(py::module_& m) {
                const py::handle& bias, const py::handle& h0, const py::handle& c0, const py::handle& lengths,
                const std::string& padding, bool save_for_backward, const py::handle& embeddings,
                const py::handle& recurrent_mask, bool return_sequences, const std::string& activation, bool packed,
-               bool reverse) {
+               bool reverse, const std::string& precision) {
           return forward(*cell, x, kernel, recurrent_kernel, bias, h0, c0, lengths, padding, save_for_backward,
-                         embeddings, recurrent_mask, return_sequences, activation, packed, reverse);
+                         embeddings, recurrent_mask, return_sequences, activation, packed, reverse, precision);
         },
         py::arg("x"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0") = py::none(),
         py::arg("c0") = py::none(), py::arg("lengths") = py::none(), py::arg("padding") = "pre",
         py::arg("save_for_backward") = true, py::arg("embeddings") = py::none(),
         py::arg("recurrent_mask") = py::none(), py::arg("return_sequences") = true, py::arg("activation") = "tanh",
-        py::arg("packed") = false, py::arg("reverse") = false);
+        py::arg("packed") = false, py::arg("reverse") = false, py::arg("precision") = "full");
     m.def(
         (name + "_backward").c_str(),
         [cell](const py::handle& saved, const py::handle& d_outputs, const py::handle& d_h, const py::handle& d_c) {

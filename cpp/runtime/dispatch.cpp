@@ -4,6 +4,7 @@
 // a lower one to use instead (for tests and comparisons).
 #include "runtime/dispatch.hpp"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -89,5 +90,12 @@ std::vector<SimdBuildInfo> compiled_simd_builds() {
   for (int i = 0; i < count; ++i) infos.push_back(all[i].info);
   return infos;
 }
+
+namespace {
+std::atomic<std::uint64_t> kernel_calls{0};
+}  // namespace
+
+std::uint64_t start_kernel_call() { return kernel_calls.fetch_add(1, std::memory_order_relaxed) + 1; }
+std::uint64_t current_kernel_call() { return kernel_calls.load(std::memory_order_relaxed); }
 
 }  // namespace rnnkit

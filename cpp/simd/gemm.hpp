@@ -16,10 +16,14 @@
 // their loops (accumulators in registers or moved through the stack around each k loop, row offsets
 // in registers or reloaded every step) followed its inlining budget there, so a change anywhere in
 // the cells could make the products 5-10% slower.
+//
+// Precision::bfloat16 (float only) takes each product's inputs rounded to bfloat16 and sums the exact
+// products in float32, in the order of AVX512_BF16's vdpbf16ps: bf16_gemm.cpp.
 #pragma once
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "simd/isa.hpp"
 
@@ -46,7 +50,8 @@ struct TileShape {
 };
 
 // One operand pair of a product: A (m x k) read as A(i, p) = a[i * a_rs + p * a_cs], and B (k x n)
-// row-major with row stride ldb.
+// row-major with row stride ldb. weights: B is one of the call's weight matrices, the same values at
+// every step of the kernel call, so a copy made from it (bf16_gemm.cpp) may serve the whole call.
 template <class T>
 struct Factor {
   index_t k;
@@ -55,8 +60,9 @@ struct Factor {
   index_t a_cs;
   const T* b;
   index_t ldb;
+  bool weights = false;
 
-  Factor shifted(index_t row, index_t col) const { return {k, a + row * a_rs, a_rs, a_cs, b + col, ldb}; }
+  Factor shifted(index_t row, index_t col) const { return {k, a + row * a_rs, a_rs, a_cs, b + col, ldb, weights}; }
 };
 
 // One MR x `width` tile of C = init + A1·B1 + A2·B2 in scalar code, W >= width: the narrow tiles at
@@ -207,10 +213,23 @@ void gemm2_panels(index_t m, index_t n, const Factor<T>& f1, const Factor<T>& f2
   }
 }
 
+// C (m x n) = init + A1·B1 + A2·B2 with Precision::bfloat16 (bf16_gemm.cpp).
+void bf16_gemm2(index_t m, index_t n, const Factor<float>& f1, const Factor<float>& f2, float* c, index_t ldc,
+                Init init, const float* row);
+
+// How this build runs bfloat16 products on this CPU: "avx512_bf16" or "float32_fma" (bf16_gemm.cpp).
+const char* bf16_products();
+
 // C (m x n) = init + A1·B1 + A2·B2: two products summed in one pass, e.g. x_t·W + h_{t-1}·U.
 template <class T>
 void gemm2(index_t m, index_t n, const Factor<T>& f1, const Factor<T>& f2, T* c, index_t ldc, Init init,
-           const T* row = nullptr) {
+           const T* row = nullptr, Precision precision = Precision::full) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (precision == Precision::bfloat16) {
+      bf16_gemm2(m, n, f1, f2, c, ldc, init, row);
+      return;
+    }
+  }
   if (f1.a_cs == 1 && (f2.a_cs == 1 || f2.k == 0)) {
     gemm2_panels<T, true>(m, n, f1, f2, c, ldc, init, row);
   } else {
@@ -218,16 +237,26 @@ void gemm2(index_t m, index_t n, const Factor<T>& f1, const Factor<T>& f2, T* c,
   }
 }
 
+// Keeps an argument out of template argument deduction (C++20's std::type_identity): a null `row` then
+// takes T from the other arguments.
+template <class T>
+struct NotDeduced {
+  using type = T;
+};
+
 // C (m x n) = init + A·B
 template <class T>
 void gemm(index_t m, index_t n, index_t k, const T* a, index_t a_rs, index_t a_cs, const T* b, index_t ldb, T* c,
-          index_t ldc, Init init, const T* row = nullptr) {
-  gemm2<T>(m, n, {k, a, a_rs, a_cs, b, ldb}, {0, a, a_rs, a_cs, b, ldb}, c, ldc, init, row);
+          index_t ldc, Init init, const typename NotDeduced<T>::type* row = nullptr,
+          Precision precision = Precision::full, bool weights = false) {
+  gemm2<T>(m, n, {k, a, a_rs, a_cs, b, ldb, weights}, {0, a, a_rs, a_cs, b, ldb, weights}, c, ldc, init, row,
+           precision);
 }
 
 // Instantiated in gemm.cpp (see the top of this file).
-#define RNNKIT_GEMM2(T) \
-  template void gemm2<T>(index_t, index_t, const Factor<T>&, const Factor<T>&, T*, index_t, Init, const T*)
+#define RNNKIT_GEMM2(T)                                                                                   \
+  template void gemm2<T>(index_t, index_t, const Factor<T>&, const Factor<T>&, T*, index_t, Init, const T*, \
+                         Precision)
 extern RNNKIT_GEMM2(float);
 extern RNNKIT_GEMM2(double);
 

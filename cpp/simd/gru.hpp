@@ -36,8 +36,9 @@ void gru_steps(const ForwardCall<T>& call, const PackedLayout& layout, const Inp
     T* act = training ? records.gates + row0 * G : z;
     const T* h_in = recurrent_operand(call, layout, hs, k, first, count, block_hm);
     // reset_after keeps the two products apart: r multiplies only the recurrent one
-    input.project(layout, k, first, count, {0, h_in, H, 1, recurrent_kernel, 3 * H}, z, G, 3 * H, 3 * H, bias);
-    gemm(count, 3 * H, H, h_in, H, 1, recurrent_kernel, 3 * H, m, 3 * H, Init::row, bias + 3 * H);
+    input.project(layout, k, first, count, {0, h_in, H, 1, recurrent_kernel, 3 * H, true}, z, G, 3 * H, 3 * H, bias);
+    gemm(count, 3 * H, H, h_in, H, 1, recurrent_kernel, 3 * H, m, 3 * H, Init::row, bias + 3 * H,
+         call.problem.precision, true);
     // the records (training) are what the backward reads; inference skips their stores (lstm.hpp)
     const auto gate_rows = [&](auto keep_records) {
       for (index_t i = 0; i < count; ++i) {
@@ -124,13 +125,14 @@ void gru_backward_steps(const BackwardCall<T>& call, const PackedLayout& layout,
     }
     // dh_{t-1} += [dz_z dz_r] · U_zr^T + dm_h · U_h^T, in one pass; with recurrent dropout that term
     // goes through the mask, the carried h_{t-1} (h_t = z h_{t-1} + ...) does not
-    const Factor<T> zr{2 * H, dz, G, 1, recurrent_t.get(), H}, h{H, dz + 3 * H, G, 1, recurrent_t.get() + 2 * H * H, H};
+    const Factor<T> zr{2 * H, dz, G, 1, recurrent_t.get(), H, true};
+    const Factor<T> h{H, dz + 3 * H, G, 1, recurrent_t.get() + 2 * H * H, H, true};
     T* dh = d_state.get() + first * H;
     if (recurrent_mask == nullptr) {
-      gemm2<T>(count, H, zr, h, dh, H, Init::load);
+      gemm2<T>(count, H, zr, h, dh, H, Init::load, nullptr, call.problem.precision);
     } else {
       T* through = recurrent_blocks.get() + part * kMaxBlockRows<T> * H;
-      gemm2<T>(count, H, zr, h, through, H, Init::zero);
+      gemm2<T>(count, H, zr, h, through, H, Init::zero, nullptr, call.problem.precision);
       scale_by_mask(layout, recurrent_mask, H, first, count, through);
       for (index_t i = 0; i < count; ++i) add_row(through + i * H, H, dh + i * H);
     }

@@ -21,6 +21,7 @@ class DenseInputGrad : public InputGradientHooks<T> {
       : x_packed_(call.records.x_packed),
         features_(call.problem.features),
         cols_(cols),
+        precision_(call.problem.precision),
         kernel_t_(transposed(call.weights.kernel, call.problem.features, cols)),
         dx_rows_(scratch<T>(call.problem.batch * call.problem.features)),
         dx_(call.grads.dx),
@@ -29,7 +30,8 @@ class DenseInputGrad : public InputGradientHooks<T> {
   // dx of rows first .. first+count-1 at step k from their d_gates dz (count, ldz)
   void step(const PackedLayout& layout, index_t k, index_t first, index_t count, const T* dz, index_t ldz) const {
     T* rows = dx_rows_.get() + first * features_;
-    gemm(count, features_, cols_, dz, ldz, 1, kernel_t_.get(), features_, rows, features_, Init::zero);
+    gemm(count, features_, cols_, dz, ldz, 1, kernel_t_.get(), features_, rows, features_, Init::zero, nullptr,
+         precision_, true);
     for (index_t i = 0; i < count; ++i) {
       stream_row(rows + i * features_, features_, at_step(layout, dx_, features_, k, first + i));
     }
@@ -44,6 +46,7 @@ class DenseInputGrad : public InputGradientHooks<T> {
  private:
   const T* x_packed_;
   index_t features_, cols_;
+  Precision precision_;
   Scratch<T> kernel_t_;
   Scratch<T> dx_rows_;  // (B,F)
   T* dx_;
@@ -125,13 +128,15 @@ class TokenInputGrad : public InputGradientHooks<T> {
       const auto block = scratch<T>(kChunk * F);
       for (index_t c = begin; c < end; ++c) {
         const index_t r0 = c * kChunk, r1 = std::min(U, r0 + kChunk);
-        gemm(r1 - r0, F, cols_, d_table_ + r0 * cols_, cols_, 1, kernel_t.get(), F, block.get(), F, Init::zero);
+        gemm(r1 - r0, F, cols_, d_table_ + r0 * cols_, cols_, 1, kernel_t.get(), F, block.get(), F, Init::zero,
+             nullptr, problem.precision, true);
         for (index_t r = r0; r < r1; ++r) copy_row(block.get() + (r - r0) * F, F, dembeddings_ + distinct_.id(r) * F);
       }
       index_t c0, c1;
       column_share<T>(cols_, part, parts, c0, c1);  // columns of dkernel and dbias: sums in a fixed order
       if (c0 < c1) {
-        gemm(F, c1 - c0, U, rows.get(), index_t(1), F, d_table_ + c0, cols_, dkernel_ + c0, cols_, Init::zero);
+        gemm(F, c1 - c0, U, rows.get(), index_t(1), F, d_table_ + c0, cols_, dkernel_ + c0, cols_, Init::zero,
+             nullptr, problem.precision);
         std::fill(dbias_ + c0, dbias_ + c1, T(0));
         for (index_t v = 0; v < U; ++v) {
           const T* row = d_table_ + v * cols_;

@@ -32,6 +32,7 @@ class DenseInput {
         row_stride_(call.problem.packed ? call.problem.features : call.problem.timesteps * call.problem.features),
         kernel_(call.weights.kernel),
         packed_(call.records.x_packed),
+        precision_(call.problem.precision),
         direct_(call.problem.lengths == nullptr || (call.problem.packed && !call.problem.reverse)),
         gathered_(scratch<T>(packed_ || direct_ ? 0 : call.problem.batch * call.problem.features)) {}
 
@@ -58,7 +59,7 @@ class DenseInput {
       a = rows;
       a_rs = F;
     }
-    gemm2<T>(count, cols, {F, a, a_rs, 1, kernel_, ld_kernel}, recurrent, z, ldz, Init::row, bias);
+    gemm2<T>(count, cols, {F, a, a_rs, 1, kernel_, ld_kernel, true}, recurrent, z, ldz, Init::row, bias, precision_);
   }
 
  private:
@@ -67,6 +68,7 @@ class DenseInput {
   index_t row_stride_;  // between the rows of a step in x: timesteps·features, or features when packed
   const T* kernel_;     // (F, cols)
   T* packed_;
+  Precision precision_;
   bool direct_;          // the rows of a step are row_stride_ apart in x, in row order
   Scratch<T> gathered_;  // (B,F): inference with lengths
 };
@@ -114,7 +116,7 @@ void embedding_projection(const Problem& problem, const DistinctIds& distinct, c
     for (index_t c = begin; c < end; ++c) {
       const index_t r0 = c * kChunk, r1 = std::min(distinct.size(), r0 + kChunk);
       gemm(r1 - r0, cols, problem.features, rows.get() + r0 * problem.features, problem.features, 1, kernel, cols,
-           table + r0 * cols, cols, Init::row, bias);
+           table + r0 * cols, cols, Init::row, bias, problem.precision, true);
     }
   });
 }
@@ -125,13 +127,15 @@ struct TokenInput {
   DistinctIds distinct;      // of ids
   PooledScratch<T> table;    // (distinct ids, cols) = embeddings[distinct ids] · kernel[:, :cols] + bias
   std::int32_t* packed;      // (N): ids in packed order, kept for the backward; null for inference
+  Precision precision;
 
   // Computes the table and, with records, fills records.ids_packed.
   TokenInput(const ForwardCall<T>& call, const PackedLayout& layout, index_t cols)
       : ids(call.input.ids),
         distinct(ids, call.problem.batch * call.problem.timesteps, call.input.vocabulary),
         table(distinct.size() * cols),
-        packed(call.records.ids_packed) {
+        packed(call.records.ids_packed),
+        precision(call.problem.precision) {
     embedding_projection(call.problem, distinct, call.input.embeddings, call.weights.kernel, cols,
                          call.weights.bias, table.get());
     if (packed) {  // here rather than in the step loop, where threads would share its cache lines
@@ -154,7 +158,7 @@ struct TokenInput {
     if (recurrent.k > 0) {
       Factor<T> none = recurrent;
       none.k = 0;
-      gemm2<T>(count, cols, recurrent, none, z, ldz, Init::load);
+      gemm2<T>(count, cols, recurrent, none, z, ldz, Init::load, nullptr, precision);
     }
   }
 };

@@ -82,7 +82,7 @@ void lstm_steps(const ForwardCall<T>& call, const PackedLayout& layout, const In
     // The product goes to a block in cache, not straight to the records: its stores would wait on
     // memory (a tenth of the forward); the gate loop writes the records instead.
     const T* h_in = recurrent_operand(call, layout, hs, k, first, count, block_hm);
-    input.project(layout, k, first, count, {H, h_in, H, 1, call.weights.recurrent_kernel, G}, z, G, G, G,
+    input.project(layout, k, first, count, {H, h_in, H, 1, call.weights.recurrent_kernel, G, true}, z, G, G, G,
                   call.weights.bias);
     // a block's rows are consecutive in the state arrays too (layout.hpp)
     const T* c_prev = cs.before(k, first);
@@ -173,7 +173,8 @@ void lstm_backward_steps(const BackwardCall<T>& call, const PackedLayout& layout
       ahead(i, 1);
       lstm_cell_grad_rows<T, 1>(a + i * G, tc + i * H, c_prev + i * H, dh + i * H, dc_next + i * H, dz + i * G, H);
     }
-    gemm(count, H, G, dz, G, 1, recurrent_t.get(), H, d_state.get() + first * H, H, Init::zero);
+    gemm(count, H, G, dz, G, 1, recurrent_t.get(), H, d_state.get() + first * H, H, Init::zero, nullptr,
+         call.problem.precision, true);
     scale_by_mask(layout, call.recurrent_mask, H, first, count, d_state.get() + first * H);
     input.step(layout, k, first, count, dz, G);
   };

@@ -24,6 +24,10 @@ enum class Activation { tanh, relu, linear };
 // G = gate_blocks(cell) · H: the columns of kernel (F,G) and recurrent_kernel (H,G).
 constexpr index_t gate_blocks(Cell cell) { return cell == Cell::lstm ? 4 : cell == Cell::gru ? 3 : 1; }
 
+// How the layer's matrix products take their inputs: as they are, or rounded to bfloat16 (float32
+// only), the products exact and summed in float32 (Keras' mixed_bfloat16 policy; gemm.hpp).
+enum class Precision { full, bfloat16 };
+
 struct Problem {
   index_t batch = 0;
   index_t timesteps = 0;
@@ -40,6 +44,7 @@ struct Problem {
   // Packed only: each sequence runs from its last step to its first, each step's output in its own
   // row (the backward direction of a bidirectional layer).
   bool reverse = false;
+  Precision precision = Precision::full;
   int threads = 1;
 };
 

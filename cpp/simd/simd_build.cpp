@@ -31,7 +31,8 @@ constexpr EntryPoints<T> entry_points() {
 }  // namespace
 
 const SimdBuild& RNNKIT_CONCAT(simd_build_, RNNKIT_ISA)() {
-  static const SimdBuild build{RNNKIT_STRING(RNNKIT_ISA), entry_points<float>(), entry_points<double>()};
+  static const SimdBuild build{RNNKIT_STRING(RNNKIT_ISA), entry_points<float>(), entry_points<double>(),
+                               RNNKIT_ISA::bf16_products};
   return build;
 }
 

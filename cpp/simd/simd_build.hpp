@@ -28,6 +28,7 @@ struct SimdBuild {
   const char* isa;
   EntryPoints<float> f32;
   EntryPoints<double> f64;
+  const char* (*bfloat16_products)();  // how bfloat16 products run: "avx512_bf16" or "float32_fma"
 
   template <class T>
   const EntryPoints<T>& get() const {

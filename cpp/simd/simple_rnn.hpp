@@ -21,7 +21,7 @@ void simple_rnn_steps(const ForwardCall<T>& call, const PackedLayout& layout, co
   const auto block = [&](index_t k, index_t first, index_t count, T* z, T* block_hm) {
     // the product goes to a block in cache, the loop below writes the states (see lstm.hpp)
     const T* h_in = recurrent_operand(call, layout, hs, k, first, count, block_hm);
-    input.project(layout, k, first, count, {H, h_in, H, 1, call.weights.recurrent_kernel, H}, z, H, H, H,
+    input.project(layout, k, first, count, {H, h_in, H, 1, call.weights.recurrent_kernel, H, true}, z, H, H, H,
                   call.weights.bias);
     for (index_t i = 0; i < count; ++i) {
       const T* zi = z + i * H;
@@ -71,7 +71,8 @@ void simple_rnn_backward_steps(const BackwardCall<T>& call, const PackedLayout& 
       RNNKIT_SIMD_LOOP
       for (index_t j = 0; j < H; ++j) dzi[j] = dh[j] * activation_slope<A>(h[j]);
     }
-    gemm(count, H, H, dz, H, 1, recurrent_t.get(), H, d_state.get() + first * H, H, Init::zero);
+    gemm(count, H, H, dz, H, 1, recurrent_t.get(), H, d_state.get() + first * H, H, Init::zero, nullptr,
+         call.problem.precision, true);
     scale_by_mask(layout, call.recurrent_mask, H, first, count, d_state.get() + first * H);
     input.step(layout, k, first, count, dz, H);
   };

@@ -115,7 +115,7 @@ void backward_over_steps(const Problem& problem, const PackedLayout& layout, ind
     if (std::any_of(sources.begin(), sources.end(), same)) continue;
     sources.push_back(w.source_rows());
   }
-  const WeightGradientSums<T> sums(layout, std::move(weights), std::move(biases));
+  const WeightGradientSums<T> sums(layout, std::move(weights), std::move(biases), problem.precision);
   const int slices = sums.slices();
   const PooledScratch<T> ring(backward_ring_size(layout.batch, layout.timesteps, ld_gates));
   const index_t slot = backward_ring_size(layout.batch, layout.timesteps, ld_gates) / 2;

@@ -67,7 +67,7 @@ constexpr index_t kMergedRows = 512;
 template <class T, class SourceAt, class GatesAt>
 void add_slice_product(const PackedLayout& layout, RowRange slice, index_t begin, index_t end, index_t m,
                        const SourceAt& source_at, index_t a_rs, index_t a_cs, const GatesAt& gates_at,
-                       index_t ld_gates, index_t cols, T* out, index_t ld_out) {
+                       index_t ld_gates, index_t cols, T* out, index_t ld_out, Precision precision) {
   const auto whole_step = [&](index_t k) { return slice.begin == 0 && slice.end >= layout.active[k]; };
   for (index_t k = begin; k < end;) {
     const index_t stop = std::min(slice.end, layout.active[k]);
@@ -81,7 +81,8 @@ void add_slice_product(const PackedLayout& layout, RowRange slice, index_t begin
            source_at(next, index_t(0)) == a + rows * a_cs) {
       rows += layout.active[next++];
     }
-    gemm(m, cols, rows, a, a_rs, a_cs, gates_at(k) + slice.begin * ld_gates, ld_gates, out, ld_out, Init::load);
+    gemm(m, cols, rows, a, a_rs, a_cs, gates_at(k) + slice.begin * ld_gates, ld_gates, out, ld_out, Init::load,
+         nullptr, precision);
     k = next;
   }
 }
@@ -94,8 +95,9 @@ template <class T>
 class WeightGradientSums {
  public:
   WeightGradientSums(const PackedLayout& layout, std::vector<WeightGradient<T>> weights,
-                     std::vector<BiasGradient<T>> biases)
+                     std::vector<BiasGradient<T>> biases, Precision precision)
       : layout_(layout),
+        precision_(precision),
         weights_(std::move(weights)),
         biases_(std::move(biases)),
         slices_(weight_slices(layout.batch)) {
@@ -121,13 +123,14 @@ class WeightGradientSums {
       const StepRecord<T> source = w.source_rows();
       add_one(s, slice, share, begin, end, gates_of_step, ld_gates, w.source_cols,
               [&](index_t k, index_t r) { return source.at(layout_, k, r); }, index_t(1), w.source_cols, w.grad_col,
-              w.cols, w.out, w.ld_out, at);
+              w.cols, w.out, w.ld_out, precision_, at);
     }
-    // a bias gradient: the product of a row of ones with the rows, whose sums stay in registers
+    // a bias gradient: the product of a row of ones with the rows, whose sums stay in registers; a sum,
+    // not a product of the layer, so in full precision whatever the products' precision
     const T one = 1;
     for (const auto& b : biases_) {
       add_one(s, slice, share, begin, end, gates_of_step, ld_gates, index_t(1), [&](index_t, index_t) { return &one; },
-              index_t(0), index_t(0), b.grad_col, b.cols, b.out, b.cols, at);
+              index_t(0), index_t(0), b.grad_col, b.cols, b.out, b.cols, Precision::full, at);
     }
   }
 
@@ -159,19 +162,21 @@ class WeightGradientSums {
   template <class GatesAt, class SourceAt>
   void add_one(int s, RowRange slice, const SliceShare& share, index_t begin, index_t end,
                const GatesAt& gates_of_step, index_t ld_gates, index_t m, const SourceAt& source_at, index_t a_rs,
-               index_t a_cs, index_t grad_col, index_t cols, T* out, index_t ld_out, index_t& at) const {
+               index_t a_cs, index_t grad_col, index_t cols, T* out, index_t ld_out, Precision precision,
+               index_t& at) const {
     index_t c0, c1;
     column_share<T>(cols, share.column_part, share.column_parts, c0, c1);
     T* sums = s == 0 ? out : slice_sums(s) + at;
     if (c0 < c1) {
       add_slice_product<T>(layout_, slice, begin, end, m, source_at, a_rs, a_cs,
                            [&](index_t k) { return gates_of_step(k) + grad_col + c0; }, ld_gates, c1 - c0, sums + c0,
-                           s == 0 ? ld_out : cols);
+                           s == 0 ? ld_out : cols, precision);
     }
     at += m * cols;
   }
 
   const PackedLayout& layout_;
+  Precision precision_;  // of the weight gradients' products
   std::vector<WeightGradient<T>> weights_;
   std::vector<BiasGradient<T>> biases_;
   int slices_;

@@ -25,6 +25,16 @@ order, ``d_outputs`` and ``dx`` likewise; the states stay (batch, units) in batc
 ``reverse=True`` each sequence runs from its last step to its first and each step's output stays in
 that step's row, as in the backward direction of a bidirectional layer.
 
+Products in bfloat16: with ``precision='bfloat16'`` (float32 arrays only) every matrix product of the
+layer, forward and backward (x_t @ kernel, h_{t-1} @ recurrent_kernel and their gradients), reads its
+two inputs rounded to the nearest bfloat16 (ties to even; subnormals become zeros) and sums the exact
+products in float32, as Keras' mixed_bfloat16 policy computes; everything else (gates, states, cell
+states, outputs, bias gradients) stays float32. The sums run in the order of AVX512_BF16's
+``vdpbf16ps``: the kernels use that instruction where it is fast (AMD CPUs with AVX512_BF16) and
+float32 multiply-adds of the rounded inputs elsewhere, with the same result bits, so results do not
+depend on the CPU (``rnnkit.build_info()['bfloat16']`` says which runs). ``rnnkit.reference`` takes
+the same argument.
+
 Token inputs: with ``embeddings=E`` (vocabulary, features), ``x`` holds integer token ids (batch,
 timesteps) and the input is ``E[x]``, as an Embedding layer feeding the recurrent layer gives it. The
 kernel then projects the table once, ``E @ kernel + bias``, instead of every token, and the backward
@@ -86,7 +96,8 @@ def _gradients(cls, grads):
 
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre",
                        save_for_backward=True, embeddings=None, recurrent_mask=None,
-                       return_sequences=True, activation="tanh", packed=False, reverse=False) -> SimpleRNNForward:
+                       return_sequences=True, activation="tanh", packed=False, reverse=False,
+                       precision="full") -> SimpleRNNForward:
     """h_t = f(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias) for every step, f = ``activation``:
     'tanh' (Keras' default), 'relu' or 'linear'.
 
@@ -94,7 +105,7 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=No
     """
     outputs, h, saved = _core.simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, None, lengths, padding,
                                                  save_for_backward, embeddings, recurrent_mask, return_sequences,
-                                                 activation, packed, reverse)
+                                                 activation, packed, reverse, precision)
     return SimpleRNNForward(outputs, h, saved)
 
 
@@ -106,7 +117,8 @@ def simple_rnn_backward(fwd: SimpleRNNForward, d_outputs=None, d_h=None) -> Simp
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths=None, padding="pre",
                  save_for_backward=True, embeddings=None, recurrent_mask=None,
-                 return_sequences=True, activation="tanh", packed=False, reverse=False) -> LSTMForward:
+                 return_sequences=True, activation="tanh", packed=False, reverse=False,
+                 precision="full") -> LSTMForward:
     """Keras' LSTM: i, f, o = sigmoid, g = tanh of x_t @ kernel + h_{t-1} @ recurrent_kernel + bias;
     c_t = f c_{t-1} + i g; h_t = o tanh(c_t). ``activation`` is 'tanh', the only one the kernel has.
 
@@ -114,7 +126,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths
     """
     outputs, h, c, saved = _core.lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, lengths, padding,
                                               save_for_backward, embeddings, recurrent_mask, return_sequences,
-                                              activation, packed, reverse)
+                                              activation, packed, reverse, precision)
     return LSTMForward(outputs, h, c, saved)
 
 
@@ -126,7 +138,8 @@ def lstm_backward(fwd: LSTMForward, d_outputs=None, d_h=None, d_c=None) -> LSTMG
 
 def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre",
                 save_for_backward=True, embeddings=None, recurrent_mask=None,
-                return_sequences=True, activation="tanh", packed=False, reverse=False) -> GRUForward:
+                return_sequences=True, activation="tanh", packed=False, reverse=False,
+                precision="full") -> GRUForward:
     """Keras' GRU with reset_after=True: z, r = sigmoid(x W + b_in + h U + b_rec),
     hh = f(x W_h + b_in_h + r (h U_h + b_rec_h)), h_t = z h_{t-1} + (1 - z) hh, f = ``activation``:
     'tanh' (Keras' default), 'relu' or 'linear'.
@@ -135,7 +148,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, pad
     """
     outputs, h, saved = _core.gru_forward(x, kernel, recurrent_kernel, bias, h0, None, lengths, padding,
                                           save_for_backward, embeddings, recurrent_mask, return_sequences,
-                                          activation, packed, reverse)
+                                          activation, packed, reverse, precision)
     return GRUForward(outputs, h, saved)
 
 

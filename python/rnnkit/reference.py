@@ -53,6 +53,61 @@ def _activation(name):
     return ACTIVATIONS[name]
 
 
+PRECISIONS = ("full", "bfloat16")
+
+
+def to_bfloat16(a):
+    """Each element rounded to the nearest bfloat16 (ties to even; subnormals become zeros of their sign,
+    NaN stays NaN), in a's float type: what AVX512_BF16's conversions give."""
+    a = np.asarray(a)
+    u = a.astype(np.float32).view(np.uint32)
+    nan = (u & 0x7FFFFFFF) > 0x7F800000
+    tiny = (u & 0x7F800000) == 0
+    with np.errstate(over="ignore"):
+        rounded = u + np.uint32(0x7FFF) + ((u >> 16) & 1)
+    rounded = np.where(nan, u | 0x00400000, rounded)
+    rounded = np.where(tiny, u & 0x80000000, rounded) & np.uint32(0xFFFF0000)
+    return rounded.astype(np.uint32).view(np.float32).astype(a.dtype)
+
+
+def _product(precision):
+    """The layer's matrix product a @ b: as it is, or of a and b rounded to bfloat16 ('bfloat16'; the
+    products are then exact and only their sums round)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
+    if precision == "bfloat16":
+        return lambda a, b: to_bfloat16(a) @ to_bfloat16(b)
+    return lambda a, b: a @ b
+
+
+class _InputGradient:
+    """Where the gradient of x_t @ kernel goes, step by step: dx and dkernel for a dense x; for token
+    ids, the gradient of the table E @ kernel summed by token (d_table), turned into dembeddings and
+    dkernel at the end, as the kernels do (with bfloat16 products the two orders round differently)."""
+
+    def __init__(self, saved, mm):
+        self.x, self.kernel, self.mm = saved["x"], saved["kernel"], mm
+        self.embeddings, self.ids = saved["embeddings"], saved["ids"]
+        self.dkernel = np.zeros_like(self.kernel)
+        if self.embeddings is None:
+            self.dx = np.zeros_like(self.x)
+        else:
+            self.d_table = np.zeros((len(self.embeddings), self.kernel.shape[1]), self.x.dtype)
+
+    def add(self, t, dz):
+        if self.embeddings is None:
+            self.dx[:, t] = self.mm(dz, self.kernel.T)
+            self.dkernel += self.mm(self.x[:, t].T, dz)
+        else:
+            np.add.at(self.d_table, np.asarray(self.ids)[:, t], dz)
+
+    def result(self):
+        """(dx, dkernel, dembeddings)"""
+        if self.embeddings is None:
+            return self.dx, self.dkernel, None
+        return None, self.mm(self.embeddings.T, self.d_table), self.mm(self.d_table, self.kernel.T)
+
+
 def _start(state, batch, units, dtype):
     return np.zeros((batch, units), dtype) if state is None else np.array(state, dtype=dtype)
 
@@ -62,21 +117,13 @@ def _inputs(x, embeddings):
     return x if embeddings is None else embeddings[np.asarray(x)]
 
 
-def _input_gradient(saved, dx):
-    """(dx, dembeddings): with token inputs, dx summed into the rows of the ids that produced it."""
-    if saved["embeddings"] is None:
-        return dx, None
-    dembeddings = np.zeros_like(saved["embeddings"])
-    np.add.at(dembeddings, np.asarray(saved["ids"]), dx)
-    return None, dembeddings
-
-
 # --- SimpleRNN ------------------------------------------------------------------------------------
 
 
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre", embeddings=None,
-                       recurrent_mask=None, activation="tanh"):
+                       recurrent_mask=None, activation="tanh", precision="full"):
     f, _ = _activation(activation)
+    mm = _product(precision)
     ids, x = x, _inputs(x, embeddings)
     batch, timesteps, _ = x.shape
     units = recurrent_kernel.shape[0]
@@ -86,14 +133,14 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=No
     output = np.zeros((batch, units), x.dtype)
     outputs, steps = [], []
     for t in range(timesteps):
-        h_new = f(x[:, t] @ kernel + (h * rmask) @ recurrent_kernel + bias)
+        h_new = f(mm(x[:, t], kernel) + mm(h * rmask, recurrent_kernel) + bias)
         steps.append((h, h_new))
         real = _real(mask, t)
         h = np.where(real, h_new, h)
         output = np.where(real, h_new, output)
         outputs.append(output)
     saved = dict(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, mask=mask, steps=steps, ids=ids,
-                 embeddings=embeddings, rmask=rmask, activation=activation)
+                 embeddings=embeddings, rmask=rmask, activation=activation, precision=precision)
     return SimpleRNNForward(np.stack(outputs, axis=1), h, saved)
 
 
@@ -104,8 +151,9 @@ def simple_rnn_backward(fwd, d_outputs=None, d_h=None):
     batch, timesteps, _ = x.shape
     dh = _start(d_h, batch, recurrent_kernel.shape[0], x.dtype)
     d_prev_output = np.zeros_like(dh)  # gradient reaching output_{t-1} through a padded step
-    dx = np.zeros_like(x)
-    dkernel, drecurrent_kernel = np.zeros_like(kernel), np.zeros_like(recurrent_kernel)
+    mm = _product(s["precision"])
+    inputs = _InputGradient(s, mm)
+    drecurrent_kernel = np.zeros_like(recurrent_kernel)
     dbias = np.zeros(kernel.shape[1], x.dtype)
     for t in reversed(range(timesteps)):
         h_prev, h_new = s["steps"][t]
@@ -114,12 +162,11 @@ def simple_rnn_backward(fwd, d_outputs=None, d_h=None):
         d_new = np.where(real, d_output + dh, 0)
         d_prev_output = np.where(real, 0, d_output)
         dz = d_new * _activation(s["activation"])[1](h_new)
-        dx[:, t] = dz @ kernel.T
-        dkernel += x[:, t].T @ dz
-        drecurrent_kernel += (h_prev * s["rmask"]).T @ dz
+        inputs.add(t, dz)
+        drecurrent_kernel += mm((h_prev * s["rmask"]).T, dz)
         dbias += dz.sum(axis=0)
-        dh = (dz @ recurrent_kernel.T) * s["rmask"] + np.where(real, 0, dh)
-    dx, dembeddings = _input_gradient(s, dx)
+        dh = mm(dz, recurrent_kernel.T) * s["rmask"] + np.where(real, 0, dh)
+    dx, dkernel, dembeddings = inputs.result()
     return SimpleRNNGradients(dx, dkernel, drecurrent_kernel, dbias, dh, dembeddings)
 
 
@@ -127,7 +174,8 @@ def simple_rnn_backward(fwd, d_outputs=None, d_h=None):
 
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths=None, padding="pre",
-                 embeddings=None, recurrent_mask=None):
+                 embeddings=None, recurrent_mask=None, precision="full"):
+    mm = _product(precision)
     ids, x = x, _inputs(x, embeddings)
     batch, timesteps, _ = x.shape
     units = recurrent_kernel.shape[0]
@@ -138,7 +186,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths
     output = np.zeros((batch, units), x.dtype)
     outputs, steps = [], []
     for t in range(timesteps):
-        z = x[:, t] @ kernel + (h * rmask) @ recurrent_kernel + bias
+        z = mm(x[:, t], kernel) + mm(h * rmask, recurrent_kernel) + bias
         i = sigmoid(z[:, :units])
         f = sigmoid(z[:, units : 2 * units])
         g = np.tanh(z[:, 2 * units : 3 * units])
@@ -152,7 +200,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, lengths
         output = np.where(real, h_new, output)
         outputs.append(output)
     saved = dict(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, mask=mask, steps=steps, ids=ids,
-                 embeddings=embeddings, rmask=rmask)
+                 embeddings=embeddings, rmask=rmask, precision=precision)
     return LSTMForward(np.stack(outputs, axis=1), h, c, saved)
 
 
@@ -165,8 +213,9 @@ def lstm_backward(fwd, d_outputs=None, d_h=None, d_c=None):
     dh = _start(d_h, batch, units, x.dtype)
     dc = _start(d_c, batch, units, x.dtype)
     d_prev_output = np.zeros_like(dh)
-    dx = np.zeros_like(x)
-    dkernel, drecurrent_kernel = np.zeros_like(kernel), np.zeros_like(recurrent_kernel)
+    mm = _product(s["precision"])
+    inputs = _InputGradient(s, mm)
+    drecurrent_kernel = np.zeros_like(recurrent_kernel)
     dbias = np.zeros(kernel.shape[1], x.dtype)
     for t in reversed(range(timesteps)):
         h_prev, c_prev, i, f, g, o, c_new = s["steps"][t]
@@ -186,13 +235,12 @@ def lstm_backward(fwd, d_outputs=None, d_h=None, d_c=None):
             ],
             axis=1,
         )
-        dx[:, t] = dz @ kernel.T
-        dkernel += x[:, t].T @ dz
-        drecurrent_kernel += (h_prev * s["rmask"]).T @ dz
+        inputs.add(t, dz)
+        drecurrent_kernel += mm((h_prev * s["rmask"]).T, dz)
         dbias += dz.sum(axis=0)
-        dh = (dz @ recurrent_kernel.T) * s["rmask"] + np.where(real, 0, dh)
+        dh = mm(dz, recurrent_kernel.T) * s["rmask"] + np.where(real, 0, dh)
         dc = dc_new * f + np.where(real, 0, dc)
-    dx, dembeddings = _input_gradient(s, dx)
+    dx, dkernel, dembeddings = inputs.result()
     return LSTMGradients(dx, dkernel, drecurrent_kernel, dbias, dh, dc, dembeddings)
 
 
@@ -200,8 +248,9 @@ def lstm_backward(fwd, d_outputs=None, d_h=None, d_c=None):
 
 
 def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, padding="pre", embeddings=None,
-                recurrent_mask=None, activation="tanh"):
+                recurrent_mask=None, activation="tanh", precision="full"):
     f, _ = _activation(activation)
+    mm = _product(precision)
     ids, x = x, _inputs(x, embeddings)
     batch, timesteps, _ = x.shape
     units = recurrent_kernel.shape[0]
@@ -211,8 +260,8 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, pad
     output = np.zeros((batch, units), x.dtype)
     outputs, steps = [], []
     for t in range(timesteps):
-        xz, xr, xh = np.split(x[:, t] @ kernel + bias[0], 3, axis=1)
-        mz, mr, mh = np.split((h * rmask) @ recurrent_kernel + bias[1], 3, axis=1)
+        xz, xr, xh = np.split(mm(x[:, t], kernel) + bias[0], 3, axis=1)
+        mz, mr, mh = np.split(mm(h * rmask, recurrent_kernel) + bias[1], 3, axis=1)
         z = sigmoid(xz + mz)
         r = sigmoid(xr + mr)
         hh = f(xh + r * mh)
@@ -223,7 +272,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, lengths=None, pad
         output = np.where(real, h_new, output)
         outputs.append(output)
     saved = dict(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, mask=mask, steps=steps, ids=ids,
-                 embeddings=embeddings, rmask=rmask, activation=activation)
+                 embeddings=embeddings, rmask=rmask, activation=activation, precision=precision)
     return GRUForward(np.stack(outputs, axis=1), h, saved)
 
 
@@ -235,8 +284,9 @@ def gru_backward(fwd, d_outputs=None, d_h=None):
     units = recurrent_kernel.shape[0]
     dh = _start(d_h, batch, units, x.dtype)
     d_prev_output = np.zeros_like(dh)
-    dx = np.zeros_like(x)
-    dkernel, drecurrent_kernel = np.zeros_like(kernel), np.zeros_like(recurrent_kernel)
+    mm = _product(s["precision"])
+    inputs = _InputGradient(s, mm)
+    drecurrent_kernel = np.zeros_like(recurrent_kernel)
     dbias = np.zeros((2, kernel.shape[1]), x.dtype)
     for t in reversed(range(timesteps)):
         h_prev, z, r, hh, mh = s["steps"][t]
@@ -249,11 +299,10 @@ def gru_backward(fwd, d_outputs=None, d_h=None):
         dr = dxh * mh * r * (1 - r)
         d_input = np.concatenate([dz, dr, dxh], axis=1)  # gradient of x_t @ kernel + bias[0]
         d_recurrent = np.concatenate([dz, dr, dxh * r], axis=1)  # of h_{t-1} @ recurrent_kernel + bias[1]
-        dx[:, t] = d_input @ kernel.T
-        dkernel += x[:, t].T @ d_input
-        drecurrent_kernel += (h_prev * s["rmask"]).T @ d_recurrent
+        inputs.add(t, d_input)
+        drecurrent_kernel += mm((h_prev * s["rmask"]).T, d_recurrent)
         dbias[0] += d_input.sum(axis=0)
         dbias[1] += d_recurrent.sum(axis=0)
-        dh = (d_recurrent @ recurrent_kernel.T) * s["rmask"] + dh_new * z + np.where(real, 0, dh)
-    dx, dembeddings = _input_gradient(s, dx)
+        dh = mm(d_recurrent, recurrent_kernel.T) * s["rmask"] + dh_new * z + np.where(real, 0, dh)
+    dx, dkernel, dembeddings = inputs.result()
     return GRUGradients(dx, dkernel, drecurrent_kernel, dbias, dh, dembeddings)
