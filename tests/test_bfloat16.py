@@ -1,5 +1,5 @@
-"""bfloat16 products (precision='bfloat16'): the kernels against the reference with the same rounding,
-on every route the products take."""
+"""bfloat16 products (precision='bfloat16', Keras' mixed_bfloat16 policy): the kernels against the
+reference with the same rounding, on every CPU path, and the policy API."""
 
 import json
 import os
@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import kernels, reference
+from rnnkit import kernels, mixed_precision, reference
+from rnnkit.layers import GRU, LSTM, Bidirectional, Dense, Embedding, SimpleRNN
+from rnnkit.models import Sequential, load_model
 
 from cells import (
     CELLS,
@@ -25,6 +27,7 @@ from cells import (
     train_step,
     with_each_thread_count,
 )
+from keras_peer import keras, needs_keras
 
 HERE = Path(__file__).parent
 
@@ -150,3 +153,91 @@ def test_every_route_of_the_bfloat16_products_gives_the_same_bits():
 def test_bfloat16_results_do_not_depend_on_the_thread_count(cell):
     p = make_problem(cell, 64, 40, 24, 16, dtype=np.float32)
     assert_same_bits(cell, with_each_thread_count(lambda n: train_step(cell, p, precision="bfloat16")))
+
+
+# --- the policy API ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def float32_afterwards():
+    yield
+    mixed_precision.set_global_policy("float32")
+
+
+def test_policies_follow_keras_names_and_dtypes(float32_afterwards):
+    policy = mixed_precision.Policy("mixed_bfloat16")
+    assert (policy.name, policy.compute_dtype, policy.variable_dtype) == ("mixed_bfloat16", "bfloat16", "float32")
+    assert repr(policy) == '<DTypePolicy "mixed_bfloat16">'
+    assert mixed_precision.global_policy() == mixed_precision.DTypePolicy("float32")
+    with pytest.raises(ValueError, match="Cannot convert 'mixed_float16' to a dtype policy"):
+        mixed_precision.Policy("mixed_float16")
+    layer = LSTM(4, dtype="mixed_bfloat16")
+    assert (layer.dtype, layer.compute_dtype, layer.variable_dtype) == ("float32", "bfloat16", "float32")
+    assert layer.precision == "bfloat16" and LSTM(4).precision == "full"
+    mixed_precision.set_global_policy("mixed_bfloat16")
+    assert GRU(3).dtype_policy.name == "mixed_bfloat16"
+    assert Dense(2).get_config()["dtype"] == "mixed_bfloat16"
+    assert LSTM(2, dtype="float64").dtype == "float64"  # an explicit dtype wins over the global policy
+    mixed_precision.set_global_policy(None)
+    assert SimpleRNN(2).dtype_policy.name == "float32"
+    # Keras' serialized form, as .keras files hold it
+    keras_form = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "mixed_bfloat16"}}
+    assert LSTM(2, dtype=keras_form).compute_dtype == "bfloat16"
+
+
+def imdb_like(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(1, 50, (64, 20)).astype(np.int32)
+    y = (x[:, :5].mean(axis=1) > 25).astype(np.float32)
+    return x, y
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_a_mixed_bfloat16_model_runs_its_recurrent_products_in_bfloat16(bidirectional, tmp_path):
+    x, y = imdb_like()
+
+    def model(dtype):
+        rnnkit.utils.set_random_seed(3)
+        layer = LSTM(8, dtype=dtype)
+        m = Sequential([Embedding(50, 6), Bidirectional(layer) if bidirectional else layer,
+                        Dense(1, activation="sigmoid")])
+        m.compile(optimizer="rmsprop", loss="binary_crossentropy")
+        m.build((None, 20))
+        return m
+
+    mixed, full = model("mixed_bfloat16"), model("float32")
+    for a, b in zip(mixed.get_weights(), full.get_weights()):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, b)  # the same float32 weights to start from
+    out_mixed, out_full = mixed.predict(x, verbose=0), full.predict(x, verbose=0)
+    assert out_mixed.dtype == np.float32
+    assert 0 < np.abs(out_mixed - out_full).max() < 0.02  # bfloat16 products: close, not equal
+    # the recurrent layer's own forward: its kernel call with precision='bfloat16'
+    recurrent = mixed.layers[1].forward_layer if bidirectional else mixed.layers[1]
+    h = recurrent(np.random.default_rng(1).standard_normal((4, 20, 6)).astype(np.float32))
+    params = recurrent.params
+    want = kernels.lstm_forward(np.random.default_rng(1).standard_normal((4, 20, 6)).astype(np.float32),
+                                params["kernel"], params["recurrent_kernel"], params["bias"],
+                                return_sequences=False, precision="bfloat16").h
+    np.testing.assert_array_equal(h, want)
+    history = mixed.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert all(w.dtype == np.float32 for w in mixed.get_weights())
+    mixed.save(tmp_path / "m.rnnkit")
+    again = load_model(tmp_path / "m.rnnkit")
+    recurrent_again = again.layers[1].forward_layer if bidirectional else again.layers[1]
+    assert recurrent_again.dtype_policy.name == "mixed_bfloat16"
+    np.testing.assert_array_equal(again.predict(x, verbose=0), mixed.predict(x, verbose=0))
+
+
+@needs_keras
+def test_a_mixed_bfloat16_layer_keeps_its_policy_through_a_keras_file(tmp_path):
+    x, _ = imdb_like()
+    model = Sequential([Embedding(50, 6), LSTM(8, dtype="mixed_bfloat16"), Dense(1, activation="sigmoid")])
+    model.build((None, 20))
+    model.save(tmp_path / "m.keras")
+    theirs = keras.saving.load_model(tmp_path / "m.keras")
+    assert theirs.layers[1].dtype_policy.name == "mixed_bfloat16"
+    ours = load_model(tmp_path / "m.keras")
+    assert ours.layers[1].dtype_policy.name == "mixed_bfloat16"
+    np.testing.assert_array_equal(ours.predict(x, verbose=0), model.predict(x, verbose=0))

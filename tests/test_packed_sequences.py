@@ -3,10 +3,20 @@
 import numpy as np
 import pytest
 
-import rnnkit
 from rnnkit import kernels, reference
 
-from cells import CELLS, assert_close, backward, forward, gradient_names, make_problem, state_names
+from cells import (
+    CELLS,
+    assert_close,
+    assert_same_bits,
+    backward,
+    forward,
+    gradient_names,
+    make_problem,
+    state_names,
+    train_step,
+    with_each_thread_count,
+)
 
 LENGTHS = [4, 9, 0, 4, 1, 9]  # unsorted, ties, an empty sequence
 
@@ -89,19 +99,8 @@ def test_packed_results_do_not_depend_on_the_thread_count(cell):
     lengths = np.random.default_rng(3).integers(1, 60, 64)
     p = make_problem(cell, 64, 60, 8, 16, dtype=np.float32)
     x_packed = np.stack([p["x"][b, t] for b, t in packed_order(list(lengths))])
-    results = []
-    before = rnnkit.get_num_threads()
-    try:
-        for threads in (1, 2, 3):
-            rnnkit.set_num_threads(threads)
-            fwd = forward(kernels, cell, dict(p, x=x_packed), lengths=lengths, packed=True, reverse=True)
-            grads = backward(kernels, cell, fwd, np.ones_like(fwd.outputs))
-            results.append([fwd.outputs, fwd.h, grads.dx, grads.dkernel, grads.drecurrent_kernel])
-    finally:
-        rnnkit.set_num_threads(before)
-    for other in results[1:]:
-        for a, b in zip(results[0], other):
-            np.testing.assert_array_equal(a, b)
+    step = lambda n: train_step(cell, dict(p, x=x_packed), lengths=lengths, packed=True, reverse=True)  # noqa: E731
+    assert_same_bits(cell, with_each_thread_count(step))
 
 
 def test_packed_arguments_are_checked():

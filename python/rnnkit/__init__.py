@@ -43,10 +43,11 @@ def _default_threads() -> int:
 
 set_num_threads(_default_threads())
 
-from . import callbacks, datasets, layers, losses, metrics, models, optimizers, preprocessing, reference, utils  # noqa: E402,I001
+from . import callbacks, datasets, layers, losses, metrics, mixed_precision, models, optimizers, preprocessing  # noqa: E402,I001
+from . import reference, utils  # noqa: E402
 from .layers import Input  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
 
 __all__ = ["kernels", "reference", "layers", "models", "optimizers", "losses", "metrics", "callbacks", "utils",
-           "datasets", "preprocessing", "Input", "Model", "Sequential",
+           "datasets", "preprocessing", "mixed_precision", "Input", "Model", "Sequential",
            "set_num_threads", "get_num_threads", "build_info", "__version__"]

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     imdb.add_argument("--mask-zero", action="store_true",
                       help="Embedding(mask_zero=True): padding is masked, and the kernels skip it")
     imdb.add_argument("--bidirectional", action="store_true", help="wrap the recurrent layer in Bidirectional")
+    imdb.add_argument("--dtype-policy", choices=("float32", "mixed_bfloat16"), default="float32",
+                      help="Keras' dtype policy of the layers; mixed_bfloat16: the recurrent layer's matrix products "
+                           "take bfloat16 inputs, the weights stay float32")
     imdb.add_argument("--optimizer", choices=("rmsprop", "adam", "sgd"), default="rmsprop",
                       help="the optimizer, with Keras' settings for it")
     imdb.add_argument("--validation-split", type=float, default=0.2,
@@ -92,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_name(args) -> str:
     """lstm, bidirectional_lstm_masked, ...: names the output directory and the model."""
-    return ("bidirectional_" if args.bidirectional else "") + args.model + ("_masked" if args.mask_zero else "")
+    name = ("bidirectional_" if args.bidirectional else "") + args.model + ("_masked" if args.mask_zero else "")
+    return name + ("_bf16" if getattr(args, "dtype_policy", "float32") == "mixed_bfloat16" else "")
 
 
 def output_dir(args) -> Path:

@@ -107,7 +107,9 @@ def build_model(args):
     cell = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}[args.model]
     model = Sequential(name=f"imdb_{run_name(args)}")
     model.add(Embedding(args.num_words, args.embed_dim, mask_zero=args.mask_zero))
-    model.add(Bidirectional(cell(args.units)) if args.bidirectional else cell(args.units))
+    # the policy of the recurrent layer, whose products it changes; the others compute in float32 anyway
+    layer = cell(args.units, dtype=getattr(args, "dtype_policy", "float32"))
+    model.add(Bidirectional(layer) if args.bidirectional else layer)
     model.add(Dense(1, activation="sigmoid"))
     model.compile(optimizer=args.optimizer, loss="binary_crossentropy", metrics=["acc"])
     return model

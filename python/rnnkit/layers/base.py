@@ -12,8 +12,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..mixed_precision import DTypePolicy, as_policy
+
 _name_counts: defaultdict = defaultdict(int)
-FLOAT_DTYPES = ("float32", "float64")
 
 # While a saved model is rebuilt: how many weight elements its file holds and the layers may still take.
 _file_budget: contextvars.ContextVar = contextvars.ContextVar("rnnkit_file_budget", default=None)
@@ -49,16 +50,17 @@ class Layer:
     # Keyword arguments a subclass accepts beyond its own, for Keras compatibility.
     _base_kwargs = ("name", "dtype", "trainable", "input_shape", "batch_input_shape", "input_dim")
 
-    def __init__(self, name: str | None = None, dtype: str = "float32", trainable: bool = True,
+    def __init__(self, name: str | None = None, dtype: str | DTypePolicy | None = None, trainable: bool = True,
                  input_shape: tuple | None = None, **kwargs) -> None:
         unknown = set(kwargs) - set(self._base_kwargs)
         if unknown:
             raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {sorted(unknown)}")
-        dtype = np.dtype(dtype).name
-        if dtype not in FLOAT_DTYPES:
-            raise ValueError(f"{type(self).__name__}: dtype must be float32 or float64, got {dtype}")
+        try:
+            self.dtype_policy = as_policy(dtype)  # None: the global policy (rnnkit.mixed_precision)
+        except ValueError as e:
+            raise ValueError(f"{type(self).__name__}: dtype: {e}") from None
         self.name = name or auto_name(type(self).__name__)
-        self.dtype = dtype
+        self.dtype = self.dtype_policy.variable_dtype  # the weights' and outputs' dtype, as Keras' layer.dtype
         self.trainable = bool(trainable)
         if input_shape is None and kwargs.get("batch_input_shape") is not None:
             input_shape = tuple(kwargs["batch_input_shape"])[1:]
@@ -71,6 +73,14 @@ class Layer:
         self._nodes = []  # the calls recorded on symbolic tensors (models/graph.py)
 
     is_input = False  # only InputLayer: where a functional model's data enters
+
+    @property
+    def compute_dtype(self) -> str:
+        return self.dtype_policy.compute_dtype
+
+    @property
+    def variable_dtype(self) -> str:
+        return self.dtype_policy.variable_dtype
 
     # --- calling ---------------------------------------------------------------------------------------
 
@@ -117,7 +127,7 @@ class Layer:
         return mask
 
     def get_config(self) -> dict:
-        return {"name": self.name, "dtype": self.dtype, "trainable": self.trainable}
+        return {"name": self.name, "dtype": self.dtype_policy.name, "trainable": self.trainable}
 
     @classmethod
     def from_config(cls, config):

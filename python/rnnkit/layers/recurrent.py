@@ -60,6 +60,11 @@ class RNN(Layer):
         # Keras' option for returned sequences: zeros at masked steps instead of the previous output
         self.zero_output_for_mask = bool(zero_output_for_mask)
 
+    @property
+    def precision(self) -> str:
+        """The kernels' precision for this layer's matrix products: 'bfloat16' under mixed_bfloat16."""
+        return "bfloat16" if self.compute_dtype == "bfloat16" else "full"
+
     # --- weights ---------------------------------------------------------------------------------
 
     def bias_shape(self):
@@ -134,7 +139,8 @@ class RNN(Layer):
         self._fwd = forward_fn(x, self.params["kernel"], self.params["recurrent_kernel"], self._bias(), **states,
                                **options,
                                lengths=lengths, padding=padding, save_for_backward=training, embeddings=table,
-                               recurrent_mask=recurrent_mask, return_sequences=self.return_sequences)
+                               recurrent_mask=recurrent_mask, return_sequences=self.return_sequences,
+                               precision=self.precision)
         outputs = self._fwd.outputs
         if self.return_sequences and self._compression is not None:
             outputs = self._compression.expand_outputs(outputs)

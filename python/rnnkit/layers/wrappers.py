@@ -23,7 +23,7 @@ class Bidirectional(Layer):
             raise TypeError(f"Bidirectional: expected a SimpleRNN, LSTM or GRU layer, got {type(layer).__name__}")
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"Bidirectional: merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
-        kwargs.setdefault("dtype", layer.dtype)
+        kwargs.setdefault("dtype", layer.dtype_policy)
         super().__init__(**kwargs)
         config = layer.get_config()
         self.forward_layer = layer
@@ -139,7 +139,7 @@ class TimeDistributed(Layer):
     def __init__(self, layer: Layer, **kwargs) -> None:
         if not isinstance(layer, Layer):
             raise TypeError(f"TimeDistributed: expected a layer, got {type(layer).__name__}")
-        kwargs.setdefault("dtype", layer.dtype)
+        kwargs.setdefault("dtype", layer.dtype_policy)
         super().__init__(**kwargs)
         self.layer = layer
 

@@ -306,9 +306,10 @@ def is_keras_file(path) -> bool:
 def _dtype_name(value, where):
     if isinstance(value, dict):
         value = (value.get("config") or {}).get("name")
-    if value in (None, "float32", "float64"):
+    if value in (None, "float32", "float64", "mixed_bfloat16"):
         return value or "float32"
-    raise KerasFileError(f"{where}: dtype {value!r} is not supported (rnnkit runs float32 and float64)")
+    raise KerasFileError(f"{where}: dtype {value!r} is not supported (rnnkit runs float32, float64 and "
+                         f"mixed_bfloat16)")
 
 
 def _rnnkit_config(entry: dict, where: str):
