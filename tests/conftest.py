@@ -1,8 +1,15 @@
 """Fixtures shared by the test modules."""
 
 import os
+import signal
 
 import pytest
+
+# A shell starts a background job with SIGINT ignored, and Python then keeps it ignored: the tests that
+# press Ctrl-C (signal.raise_signal, or SIGINT to a child) need it delivered, as in a terminal. With a
+# handler of Python's own, children started by the tests begin with the default disposition too.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REAL_DATA = os.environ.get("RNNKIT_DATA")
 USER_CACHE = os.environ.get("XDG_CACHE_HOME")  # as the run started, before any test isolates its cache
