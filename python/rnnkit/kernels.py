@@ -32,7 +32,8 @@ products in float32, as Keras' mixed_bfloat16 policy computes; everything else (
 states, outputs, bias gradients) stays float32. The sums run in the order of AVX512_BF16's
 ``vdpbf16ps``: the kernels use that instruction where it is fast (AMD CPUs with AVX512_BF16) and
 float32 multiply-adds of the rounded inputs elsewhere, with the same result bits, so results do not
-depend on the CPU (``rnnkit.build_info()['bfloat16']`` says which runs). ``rnnkit.reference`` takes
+depend on the CPU among those with AVX2 or AVX-512 (``rnnkit.build_info()['bfloat16']`` says which
+route runs). ``rnnkit.reference`` takes
 the same argument.
 
 Token inputs: with ``embeddings=E`` (vocabulary, features), ``x`` holds integer token ids (batch,
