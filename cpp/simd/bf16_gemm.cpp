@@ -48,23 +48,29 @@ RNNKIT_ALWAYS_INLINE std::uint32_t bfloat16_bits(std::uint32_t u) {
   return rounded & 0xffff0000u;
 }
 
-// dst[j] = src[j] * stride rounded to bfloat16, j < n (zeros for a null src: a pair's missing partner)
+// dst[j] = src[j * stride] rounded to bfloat16, j < n (zeros for a null src: a pair's missing partner);
+// the bits move through memcpy, which the compiler turns into plain vector loads and stores
 void round_row(const float* src, index_t stride, index_t n, float* dst) {
   if (src == nullptr) {
     std::fill(dst, dst + n, 0.0f);
     return;
   }
-  auto* out = reinterpret_cast<std::uint32_t*>(dst);
-  if (stride == 1) {
-    const auto* in = reinterpret_cast<const std::uint32_t*>(src);
-    RNNKIT_SIMD_LOOP
-    for (index_t j = 0; j < n; ++j) out[j] = bfloat16_bits(in[j]);
-  } else {
-    for (index_t j = 0; j < n; ++j) {
-      std::uint32_t u;
-      std::memcpy(&u, src + j * stride, sizeof u);
-      out[j] = bfloat16_bits(u);
-    }
+  RNNKIT_SIMD_LOOP
+  for (index_t j = 0; j < n; ++j) {
+    std::uint32_t u;
+    std::memcpy(&u, src + j * stride, sizeof u);
+    u = bfloat16_bits(u);
+    std::memcpy(dst + j, &u, sizeof u);
+  }
+}
+
+// row[0 .. 2*pairs) with the two elements of each pair swapped
+void swap_pairs(float* row, index_t pairs) {
+  RNNKIT_SIMD_LOOP
+  for (index_t p = 0; p < pairs; ++p) {
+    const float first = row[2 * p];
+    row[2 * p] = row[2 * p + 1];
+    row[2 * p + 1] = first;
   }
 }
 
@@ -140,9 +146,7 @@ Factor<float> rounded_factor(const Factor<float>& g, index_t m, index_t n, std::
     for (index_t i = 0; i < m; ++i) {
       float* row = a + i * k2;
       round_row(g.a + i * g.a_rs, g.a_cs, g.k - g.k % 2, row);
-      auto* words = reinterpret_cast<std::uint64_t*>(row);  // swap each pair: rotate its 64 bits
-      RNNKIT_SIMD_LOOP
-      for (index_t p = 0; p < g.k / 2; ++p) words[p] = (words[p] << 32) | (words[p] >> 32);
+      swap_pairs(row, g.k / 2);
       if (g.k % 2) {
         row[g.k - 1] = 0.0f;
         round_row(g.a + i * g.a_rs + (g.k - 1) * g.a_cs, 1, 1, row + g.k);
