@@ -22,7 +22,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 # isort: off
-from bench_kernels import TUTORIAL, comparison_main, machine, machine_line, problem, side_by_side, table  # noqa: E402
+from bench_kernels import (  # noqa: E402
+    TUTORIAL,
+    comparison_main,
+    machine,
+    machine_line,
+    numpy_style,
+    problem,
+    side_by_side,
+    table,
+    torch_style,
+)
 import numpy as np  # noqa: E402
 # isort: on
 
@@ -65,33 +75,14 @@ def layer_steps(batch, timesteps, features, units):
     """{name: (training step, inference)} of the LSTM layer: rnnkit's kernels and, when installed,
     torch.nn.LSTM under bfloat16 autocast."""
     p = problem("lstm", batch, timesteps, features, units)
-    args = (p["x"], p["kernel"], p["recurrent_kernel"], p["bias"])
-    d_out = np.ones((batch, timesteps, units), np.float32)
-    out = {}
-    for name, precision in (("rnnkit float32", "full"), ("rnnkit bfloat16", "bfloat16")):
-        out[name] = (lambda pr=precision: kernels.lstm_backward(kernels.lstm_forward(*args, precision=pr), d_out),
-                     lambda pr=precision: kernels.lstm_forward(*args, precision=pr, save_for_backward=False))
+    out = {"rnnkit float32": numpy_style(kernels, "lstm", p),
+           "rnnkit bfloat16": numpy_style(kernels, "lstm", p, precision="bfloat16")}
     try:
         import torch
     except ImportError:
         return out
     torch.set_num_threads(rnnkit.get_num_threads())
-    layer = torch.nn.LSTM(features, units, batch_first=True)
-    x = torch.tensor(p["x"], requires_grad=True)
-    d = torch.ones(batch, timesteps, units)
-
-    def train():
-        layer.zero_grad()
-        x.grad = None
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            y, _ = layer(x)
-        y.float().backward(d)
-
-    def infer():
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            layer(x)
-
-    out["torch bfloat16 autocast"] = (train, infer)
+    out["torch bfloat16 autocast"] = torch_style("lstm", p, autocast=torch.bfloat16)
     return out
 
 

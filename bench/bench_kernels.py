@@ -126,8 +126,9 @@ def problem(cell, batch, timesteps, features, units, seed=0):
     )
 
 
-def numpy_style(module, cell, p):
-    """(training step, inference) of rnnkit.kernels or rnnkit.reference, which share their signatures."""
+def numpy_style(module, cell, p, **options):
+    """(training step, inference) of rnnkit.kernels or rnnkit.reference, which share their signatures;
+    options go to every forward (e.g. precision='bfloat16')."""
     fwd = getattr(module, f"{cell}_forward")
     bwd = getattr(module, f"{cell}_backward")
     args = (p["x"], p["kernel"], p["recurrent_kernel"], p["bias"])
@@ -135,12 +136,14 @@ def numpy_style(module, cell, p):
     infer_kwargs = {"save_for_backward": False} if module is kernels else {}
 
     def train():
-        bwd(fwd(*args), d_out)
+        bwd(fwd(*args, **options), d_out)
 
-    return train, lambda: fwd(*args, **infer_kwargs)
+    return train, lambda: fwd(*args, **options, **infer_kwargs)
 
 
-def torch_style(cell, p):
+def torch_style(cell, p, autocast=None):
+    """(training step, inference) of torch.nn's layer on p's sizes; autocast: a dtype (torch.bfloat16) for
+    torch.autocast('cpu') around the layer."""
     import torch
 
     batch, timesteps, features = p["x"].shape
@@ -149,14 +152,18 @@ def torch_style(cell, p):
     x = torch.tensor(p["x"], requires_grad=True)
     d_out = torch.ones(batch, timesteps, units)
 
+    def autocasting():
+        return torch.autocast("cpu", dtype=autocast, enabled=autocast is not None)
+
     def train():
         layer.zero_grad()
         x.grad = None
-        out, _ = layer(x)
-        out.backward(d_out)
+        with autocasting():
+            out, _ = layer(x)
+        out.float().backward(d_out)
 
     def infer():
-        with torch.no_grad():
+        with torch.no_grad(), autocasting():
             layer(x)
 
     return train, infer

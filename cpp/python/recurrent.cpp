@@ -13,7 +13,6 @@
 namespace rnnkit {
 namespace {
 
-// Keras' name of a cell activation: 'tanh', and for a SimpleRNN or GRU also 'relu' or 'linear'.
 // 'full' (the float type's own products) or 'bfloat16' (recurrent_call.hpp's Precision).
 Precision checked_precision(const std::string& name) {
   if (name == "full") return Precision::full;
@@ -21,6 +20,7 @@ Precision checked_precision(const std::string& name) {
   throw py::value_error("precision: expected 'full' or 'bfloat16', got '" + name + "'");
 }
 
+// Keras' name of a cell activation: 'tanh', and for a SimpleRNN or GRU also 'relu' or 'linear'.
 Activation checked_activation(const CellSpec& cell, const std::string& name) {
   if (name == "tanh") return Activation::tanh;
   if (cell.cell != Cell::lstm && name == "relu") return Activation::relu;

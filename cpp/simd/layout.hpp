@@ -66,6 +66,8 @@ class PackedLayout {
   // Row of the state array holding row r's state after step k; k = -1 is the initial state.
   index_t state_row(index_t k, index_t r) const { return k < 0 ? r : batch + offset[k] + r; }
   index_t final_state_row(index_t r) const { return state_row(length[r] - 1, r); }
+  // Steps of row r's sequence the caller's arrays hold beyond its real ones: none when packed.
+  index_t padded_steps(index_t r) const { return packed ? 0 : timesteps - length[r]; }
 
   // Calls fn(k, r, packed_row) for the packed rows begin .. end-1, in order.
   template <class Fn>

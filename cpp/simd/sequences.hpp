@@ -166,7 +166,7 @@ void finish_sequences(const PackedLayout& layout, RowRange rows, const StateArra
       const index_t len = layout.length[r];
       const T* final_state = states.last(r);
       std::copy(final_state, final_state + units, last + b * units);
-      if (len == timesteps || outputs == nullptr || layout.packed) continue;
+      if (layout.padded_steps(r) == 0 || outputs == nullptr) continue;
       T* out_b = outputs + b * timesteps * units;
       if (layout.pre_padding) {
         std::fill(out_b, out_b + (timesteps - len) * units, T(0));
@@ -193,8 +193,8 @@ void load_final_state_gradients(const PackedLayout& layout, const T* d_last, con
     T* d = d_state + r * units;
     copy_or_zero(d_last, layout.order[r], units, d);
     const index_t len = layout.length[r];
-    if (d_outputs && !layout.pre_padding && !layout.packed && len > 0) {
-      for (index_t t = len; t < timesteps; ++t) {
+    if (d_outputs && !layout.pre_padding && len > 0) {
+      for (index_t t = len; t < len + layout.padded_steps(r); ++t) {
         add_row(d_outputs + (layout.order[r] * timesteps + t) * units, units, d);
       }
     }
@@ -213,14 +213,13 @@ void store_initial_state_gradients(const PackedLayout& layout, const T* d_state,
 // reaches them.
 template <class T>
 void zero_padded_steps(const PackedLayout& layout, RowRange rows, index_t width, T* seq) {
-  if (layout.packed) return;
   const index_t timesteps = layout.timesteps;
   for_each_block_in<T>(rows, layout.batch, [&](index_t first, index_t count) {
     for (index_t r = first; r < first + count; ++r) {
-      const index_t len = layout.length[r];
+      const index_t padded = layout.padded_steps(r);
       T* row = seq + layout.order[r] * timesteps * width;
-      const index_t begin = layout.pre_padding ? 0 : len;  // the padded steps: [begin, begin + timesteps - len)
-      std::fill(row + begin * width, row + (begin + timesteps - len) * width, T(0));
+      const index_t begin = layout.pre_padding ? 0 : layout.length[r];  // the padded steps: [begin, begin + padded)
+      std::fill(row + begin * width, row + (begin + padded) * width, T(0));
     }
   });
 }
